@@ -1,0 +1,62 @@
+/*
+ * Mapping operations as data (SPEC 4 "Mapping file"): one JSON object per
+ * line, decoded into a struct fg_op by fg_op_parse() and carried out by
+ * fg_op_apply() through the ownership actions. The same decoder serves the
+ * mapping file, and later the control socket and the journal.
+ */
+#ifndef FG_MAPFILE_H
+#define FG_MAPFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ownership.h"
+
+enum fg_op_kind {
+	FG_OP_TENANT,
+	FG_OP_SINK,
+	FG_OP_DEVICE,
+	FG_OP_MOVE,
+	FG_OP_DEL_DEVICE,
+	FG_OP_DEL_SINK,
+	FG_OP_SUSPEND,
+	FG_OP_RESUME,
+	FG_OP_DEL_TENANT,
+};
+
+struct fg_op {
+	enum fg_op_kind kind;
+	char name[FG_TENANT_NAME_MAX];     /* storage for tenant.name */
+	union {
+		struct fg_tenant_spec tenant;  /* tenant */
+		struct fg_sink_spec sink;      /* sink */
+		struct fg_device_spec device;  /* device */
+		struct fg_move_spec move;      /* move */
+		struct {                       /* del_device */
+			uint32_t tenant_id;
+			uint64_t device_id;
+		} del_device;
+		uint32_t id;                   /* del_sink, suspend, resume, del_tenant */
+	};
+};
+
+/* Decode one line (len bytes, no terminator needed). 0 or -EINVAL with err
+ * naming the field and the problem. */
+int fg_op_parse(const char *line, size_t len, struct fg_op *op,
+		struct fg_err *err);
+
+/* Carry out a decoded operation: 0 or -errno with err filled. */
+int fg_op_apply(struct fg_ownership *o, const struct fg_op *op,
+		struct fg_err *err);
+
+/*
+ * Load a mapping file: every line is decoded before anything is applied, so a
+ * malformed line applies nothing. Then the operations are applied in order
+ * and the tables synchronised. On failure returns -errno and err says
+ * "FILE:LINE: reason"; *failed_line (if not NULL) is the 1-based line.
+ * Blank lines are skipped.
+ */
+int fg_mapfile_load(struct fg_ownership *o, const char *path,
+		    unsigned long *failed_line, struct fg_err *err);
+
+#endif /* FG_MAPFILE_H */

@@ -1,0 +1,103 @@
+/*
+ * The control-side ownership API (SPEC 2): one action function per
+ * operation, shared by the socket handler, `load`, journal replay and the
+ * tests. Each checks the invariants against the current state, then changes
+ * the tables through the bridge (dataplane/tables.h), or refuses and changes
+ * nothing:
+ *
+ *   - a device_id has at most one owning tenant at any moment;
+ *   - every sink of a mapping belongs to the mapping's tenant;
+ *   - a tenant holds at most max_devices mappings;
+ *   - a mapping's epoch never decreases; a move strictly increases it;
+ *   - a tenant or sink that is still in use cannot be deleted.
+ *
+ * Actions publish but do not wait: the caller acknowledges a change only
+ * after fg_tables_sync() (SPEC 4, ack means enforced). One writer thread.
+ */
+#ifndef FG_OWNERSHIP_H
+#define FG_OWNERSHIP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <framegate/wire.h>
+
+#include "../dataplane/tables.h"
+
+/* Why an action refused: a -errno code and one sentence naming the input. */
+struct fg_err {
+	int code;
+	char msg[256];
+};
+
+/* Put a formatted prefix before err's message (err may be NULL). */
+void fg_err_prefix(struct fg_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct fg_tenant_spec {
+	uint32_t tenant_id;
+	const char *name;          /* NULL: none */
+	uint32_t max_devices;      /* 0: no limit */
+	uint64_t rate_pps;         /* 0: no limit */
+	uint64_t burst;
+};
+
+struct fg_sink_spec {
+	uint32_t sink_id;
+	uint32_t tenant_id;
+	uint8_t family;            /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint16_t port;             /* host order */
+	uint16_t egress;
+};
+
+struct fg_device_spec {
+	uint32_t tenant_id;
+	uint64_t device_id;
+	uint32_t epoch;
+	bool has_key;
+	uint8_t key[FG_AUTH_KEY_LEN];
+	uint8_t n_sinks;
+	uint32_t sinks[FG_MAX_SINKS];
+};
+
+struct fg_move_spec {
+	uint64_t device_id;
+	uint32_t from, to;
+	uint32_t epoch;
+	bool has_key;              /* false: the device keeps its key */
+	uint8_t key[FG_AUTH_KEY_LEN];
+	uint8_t n_sinks;
+	uint32_t sinks[FG_MAX_SINKS];
+};
+
+struct fg_ownership;
+
+/* Constructor over existing tables: NULL and rte_errno on failure. */
+struct fg_ownership *fg_ownership_create(struct fg_tables *t);
+void fg_ownership_free(struct fg_ownership *o);
+struct fg_tables *fg_ownership_tables(const struct fg_ownership *o);
+
+/* Actions: 0, or -errno with err filled (err may be NULL). */
+int fg_tenant_add(struct fg_ownership *o, const struct fg_tenant_spec *s,
+		  struct fg_err *err);
+int fg_tenant_set_suspended(struct fg_ownership *o, uint32_t tenant_id,
+			    bool suspended, struct fg_err *err);
+int fg_tenant_del(struct fg_ownership *o, uint32_t tenant_id,
+		  struct fg_err *err);
+int fg_sink_add(struct fg_ownership *o, const struct fg_sink_spec *s,
+		struct fg_err *err);
+int fg_sink_del(struct fg_ownership *o, uint32_t sink_id, struct fg_err *err);
+int fg_device_put(struct fg_ownership *o, const struct fg_device_spec *s,
+		  struct fg_err *err);
+int fg_device_del(struct fg_ownership *o, uint32_t tenant_id,
+		  uint64_t device_id, struct fg_err *err);
+int fg_device_move(struct fg_ownership *o, const struct fg_move_spec *s,
+		   struct fg_err *err);
+
+/* The tenant that holds device_id, or 0 when none does. */
+uint32_t fg_device_owner(const struct fg_ownership *o, uint64_t device_id);
+/* Mappings a tenant holds (0 for an unknown tenant). */
+uint32_t fg_tenant_device_count(const struct fg_ownership *o, uint32_t tenant_id);
+
+#endif /* FG_OWNERSHIP_H */

@@ -1,0 +1,47 @@
+/*
+ * The verdict engine: SPEC 3 checks 1-9, in order, on a burst of packets.
+ *
+ * Reads: the packets, the ownership tables (lock-free, inside the caller's
+ * RCU read side). Sets: one struct fg_verdict per packet and the caller's
+ * counters (every packet counted exactly once). The device pointer of a
+ * forwarded packet stays valid until the caller reports quiescence.
+ */
+#ifndef FG_VERDICT_H
+#define FG_VERDICT_H
+
+#include <stdint.h>
+
+#include <framegate/reasons.h>
+
+#include "counters.h"
+#include "tables.h"
+
+struct rte_mbuf;
+
+/* Largest burst fg_verdict_burst takes (one bulk hash lookup). */
+#define FG_BURST_MAX 64
+
+struct fg_engine {
+	const struct fg_tables *tables;
+	uint16_t frame_port_be;    /* UDP port of frames, network order */
+};
+
+struct fg_verdict {
+	const struct fg_device *dev;   /* the mapping when forwarded, else NULL */
+	uint16_t l3_off;               /* offsets into the packet */
+	uint16_t frame_off;            /* frame header */
+	uint16_t frame_len;            /* frame header + payload */
+	uint8_t ip_version;
+	uint8_t reason;                /* FG_PASS or the drop reason */
+};
+
+void fg_engine_init(struct fg_engine *e, const struct fg_tables *t,
+		    uint16_t frame_port);
+
+/* Give a verdict to each of n (<= FG_BURST_MAX) packets; returns how many
+ * pass. */
+uint16_t fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
+			  struct rte_mbuf *const *pkts, uint16_t n,
+			  struct fg_verdict *v);
+
+#endif /* FG_VERDICT_H */

@@ -5,6 +5,7 @@
  * See tables.h for the model.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,27 @@ fg_hash_create(const char *prefix, const char *suffix, uint32_t entries,
 	return rte_hash_create(&p);
 }
 
+/* Device entries come from a mempool with the "stack" driver: the writer
+ * reuses the entry it freed last, which is still warm in cache, and a reader
+ * that outlived a grace period would find it rewritten at once rather than
+ * thousands of changes later (tests/test_concurrency.c relies on that). */
+static struct rte_mempool *
+fg_entry_pool_create(const char *name, uint32_t n, uint32_t size, int socket_id)
+{
+	struct rte_mempool *mp;
+
+	mp = rte_mempool_create_empty(name, n, size, 0, 0, socket_id, 0);
+	if (mp == NULL)
+		return NULL;
+	if (rte_mempool_set_ops_byname(mp, "stack", NULL) != 0 ||
+	    rte_mempool_populate_default(mp) < 0) {
+		rte_mempool_free(mp);
+		rte_errno = ENOTSUP;
+		return NULL;
+	}
+	return mp;
+}
+
 struct fg_tables *
 fg_tables_create(const struct fg_tables_config *cfg)
 {
@@ -90,11 +112,9 @@ fg_tables_create(const struct fg_tables_config *cfg)
 				    cfg->max_devices + fg_tables_headroom(cfg->max_devices),
 				    sizeof(struct fg_device_key), cfg->socket_id);
 	snprintf(name, sizeof(name), "%.16s_dpool", t->name);
-	t->device_pool = rte_mempool_create(name,
-					    cfg->max_devices + fg_tables_headroom(cfg->max_devices),
-					    sizeof(struct fg_device), 0, 0, NULL, NULL,
-					    NULL, NULL, cfg->socket_id,
-					    RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
+	t->device_pool = fg_entry_pool_create(name,
+					      cfg->max_devices + fg_tables_headroom(cfg->max_devices),
+					      sizeof(struct fg_device), cfg->socket_id);
 	qsz = rte_rcu_qsbr_get_memsize(cfg->max_readers);
 	t->qsbr = rte_zmalloc_socket("fg_qsbr", qsz, RTE_CACHE_LINE_SIZE,
 				     cfg->socket_id);
@@ -372,7 +392,10 @@ fg_tables_sync(struct fg_tables *t)
 {
 	uint64_t token = rte_rcu_qsbr_start(t->qsbr);
 
-	rte_rcu_qsbr_check(t->qsbr, token, true);
+	/* Yield while waiting: the writer may share a core with a reader, and
+	 * a busy wait would then last a whole scheduler time slice. */
+	while (!rte_rcu_qsbr_check(t->qsbr, token, false))
+		sched_yield();
 	fg_release_retired(t);
 }
 

@@ -349,6 +349,7 @@ fg_unpublish(struct fg_tables *t, struct rte_hash *h, const void *key,
 int
 fg_tables_tenant_publish(struct fg_tables *t, struct fg_tenant *e)
 {
+	__atomic_store_n(&e->tenant_id, e->tenant_id, __ATOMIC_RELEASE);
 	return fg_publish(t, t->tenants, &e->tenant_id, e, FG_ENTRY_TENANT);
 }
 
@@ -363,6 +364,7 @@ fg_tables_device_publish(struct fg_tables *t, struct fg_device *e)
 {
 	struct fg_device_key k = fg_device_key(e->tenant_id, e->device_id);
 
+	__atomic_store_n(&e->tenant_id, e->tenant_id, __ATOMIC_RELEASE);
 	return fg_publish(t, t->devices, &k, e, FG_ENTRY_DEVICE);
 }
 

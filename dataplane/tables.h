@@ -94,6 +94,26 @@ struct fg_tables {
 	char name[17];             /* at most 16 bytes: hash and pool names derive from it */
 };
 
+/*
+ * Publication order. The writer fills an entry, then stores its tenant_id
+ * with release ordering just before the hash makes it visible; a reader loads
+ * tenant_id with acquire ordering before any other field. C11 needs that
+ * pairing on our own data (rte_hash orders its buckets, not our entries); on
+ * x86 both are plain moves, and ThreadSanitizer sees the publication that
+ * happens inside the uninstrumented rte_hash.
+ */
+static inline uint32_t
+fg_tenant_id_acquire(const struct fg_tenant *e)
+{
+	return __atomic_load_n(&e->tenant_id, __ATOMIC_ACQUIRE);
+}
+
+static inline uint32_t
+fg_device_tenant_acquire(const struct fg_device *e)
+{
+	return __atomic_load_n(&e->tenant_id, __ATOMIC_ACQUIRE);
+}
+
 static inline struct fg_device_key
 fg_device_key(uint32_t tenant_id, uint64_t device_id)
 {

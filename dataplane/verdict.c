@@ -34,13 +34,13 @@ fg_check_mapping(const struct fg_parsed *p, const struct fg_tenant *tn,
 		 const struct fg_device *d)
 {
 	/* 5: the claimed tenant exists and is active. */
-	if (unlikely(tn == NULL || tn->tenant_id != p->tenant_id))
+	if (unlikely(tn == NULL || fg_tenant_id_acquire(tn) != p->tenant_id))
 		return FG_DROP_unknown_tenant;
 	if (unlikely(tn->suspended))
 		return FG_DROP_tenant_suspended;
 	/* 6: the device is in the claimed tenant's table. The entry must
 	 * itself say so: a key that found another mapping is no match. */
-	if (unlikely(d == NULL || d->tenant_id != p->tenant_id ||
+	if (unlikely(d == NULL || fg_device_tenant_acquire(d) != p->tenant_id ||
 		     d->device_id != p->device_id))
 		return FG_DROP_not_owned;
 	/* 7: the packet's epoch equals the mapping's. */

@@ -14,52 +14,13 @@
 #include <rte_errno.h>
 #include <rte_mbuf.h>
 
+#include "eal_start.h"
 #include "support.h"
-
-/* Remove this process's EAL runtime folder (its files are all flat). */
-static void
-fg_test_eal_cleanup(void)
-{
-	const char *dir = rte_eal_get_runtime_dir();
-	struct dirent *de;
-	DIR *d;
-
-	rte_eal_cleanup();
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		char path[4096];
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 void
 fg_test_eal(void)
 {
-	static int done;
-	char prefix[64];
-	/* --in-memory does not combine with --no-huge here (it implies legacy
-	 * memory); no shared config and a per-process prefix keep parallel
-	 * test processes apart instead. */
-	char *argv[] = {
-		"fg_test", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-		prefix, "--no-telemetry", "--log-level=*:warning", "-l", "0", NULL,
-	};
-
-	if (done)
-		return;
-	snprintf(prefix, sizeof(prefix), "--file-prefix=fgtest%d", (int)getpid());
-	cr_assert_geq(rte_eal_init((int)RTE_DIM(argv) - 1, argv), 0,
-		      "rte_eal_init: %s", rte_strerror(rte_errno));
-	atexit(fg_test_eal_cleanup);
-	done = 1;
+	cr_assert_eq(fg_test_eal_start(), 0, "EAL did not start");
 }
 
 const char *

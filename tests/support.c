@@ -129,6 +129,30 @@ fg_test_mbuf(const uint8_t *data, uint32_t len)
 	return m;
 }
 
+static void
+fg_test_extbuf_free(void *addr, void *opaque)
+{
+	(void)addr;
+	(void)opaque;
+}
+
+struct rte_mbuf *
+fg_test_mbuf_ext(uint8_t *data, uint32_t len)
+{
+	static struct rte_mbuf_ext_shared_info shinfo = {
+		.free_cb = fg_test_extbuf_free,
+	};
+	struct rte_mbuf *m = rte_pktmbuf_alloc(fg_test_pool());
+
+	cr_assert_not_null(m);
+	rte_mbuf_ext_refcnt_set(&shinfo, 2);  /* never reaches 0: not freed */
+	rte_pktmbuf_attach_extbuf(m, data, RTE_BAD_IOVA, (uint16_t)len, &shinfo);
+	m->data_off = 0;
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	return m;
+}
+
 struct rte_mbuf *
 fg_test_mbuf_split(const uint8_t *data, uint32_t len, uint32_t split)
 {

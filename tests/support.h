@@ -53,6 +53,9 @@ size_t fg_test_read_expected(const char *path, struct fg_test_expect *e, size_t 
 struct rte_mempool *fg_test_pool(void);
 /* One mbuf holding the bytes (single segment). */
 struct rte_mbuf *fg_test_mbuf(const uint8_t *data, uint32_t len);
+/* An mbuf whose data is the caller's buffer itself (an external buffer):
+ * under ASan, a read past len is caught. The buffer must outlive the mbuf. */
+struct rte_mbuf *fg_test_mbuf_ext(uint8_t *data, uint32_t len);
 /* The bytes as a chain of two segments split at `split`. */
 struct rte_mbuf *fg_test_mbuf_split(const uint8_t *data, uint32_t len, uint32_t split);
 

@@ -29,6 +29,7 @@
 
 #include "counters.h"
 #include "concurrency.h"
+#include "framebuild.h"
 #include "verdict.h"
 
 #define N_TENANTS 4
@@ -142,31 +143,6 @@ writer(void *arg)
 	return NULL;
 }
 
-/* IPv4 UDP frame without AUTH; tenant, device and epoch rewritten per packet. */
-static void
-build_template(uint8_t *p, uint16_t len)
-{
-	struct rte_ipv4_hdr *ip = (void *)(p + 14);
-	struct rte_udp_hdr *udp = (void *)(p + 34);
-	struct fg_frame_hdr *fh = (void *)(p + 42);
-
-	memset(p, 0, len);
-	p[12] = 0x08;
-	ip->version_ihl = 0x45;
-	ip->total_length = rte_cpu_to_be_16((uint16_t)(len - 14));
-	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_UDP;
-	ip->src_addr = RTE_BE32(0xc0000201);
-	ip->dst_addr = RTE_BE32(0xc0000202);
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	udp->src_port = RTE_BE16(5000);
-	udp->dst_port = rte_cpu_to_be_16(FG_DEFAULT_FRAME_PORT);
-	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(len - 34));
-	fh->version = 1;
-	fh->hdr_len = rte_cpu_to_be_16(FG_HDR_LEN);
-	fh->frag_count = RTE_BE16(1);
-}
-
 static void *
 reader(void *arg)
 {
@@ -178,7 +154,11 @@ reader(void *arg)
 	uint64_t claim_dev[BURST];
 	uint64_t rnd = 0x243f6a8885a308d3ULL;
 	struct fg_engine eng;
-	uint8_t tmpl[90];
+	struct fg_frame_spec spec = { .ip_version = 4, .payload_len = 48,
+				      .src_ip = { 192, 0, 2, 1 }, .dst_ip = { 192, 0, 2, 2 } };
+	size_t frame_off = fg_frame_offset(&spec);
+	uint8_t tmpl[128];
+	size_t tlen;
 
 	if (ctr == NULL || fg_tables_reader_register(tables, 0) != 0) {
 		snprintf(res->error, sizeof(res->error), "reader set-up failed");
@@ -186,7 +166,7 @@ reader(void *arg)
 		return NULL;
 	}
 	fg_engine_init(&eng, tables, FG_DEFAULT_FRAME_PORT);
-	build_template(tmpl, sizeof(tmpl));
+	tlen = fg_frame_build(&spec, tmpl, sizeof(tmpl));
 	if (rte_pktmbuf_alloc_bulk(pool, m, BURST) != 0) {
 		snprintf(res->error, sizeof(res->error), "no mbufs");
 		fg_tables_reader_unregister(tables, 0);
@@ -194,11 +174,10 @@ reader(void *arg)
 		return NULL;
 	}
 	for (int i = 0; i < BURST; i++)
-		memcpy(rte_pktmbuf_append(m[i], sizeof(tmpl)), tmpl, sizeof(tmpl));
+		memcpy(rte_pktmbuf_append(m[i], (uint16_t)tlen), tmpl, tlen);
 
 	while (res->packets < n_packets || !__atomic_load_n(&writer_done, __ATOMIC_ACQUIRE)) {
 		for (int k = 0; k < BURST; k++) {
-			struct fg_frame_hdr *fh = rte_pktmbuf_mtod_offset(m[k], void *, 42);
 			uint64_t r = xorshift(&rnd);
 			uint32_t i = (uint32_t)(r % N_DEVICES);
 			uint64_t h = __atomic_load_n(&hint[i], __ATOMIC_RELAXED);
@@ -217,9 +196,8 @@ reader(void *arg)
 			claim_tenant[k] = t;
 			claim_epoch[k] = e;
 			claim_dev[k] = DEV_BASE + i;
-			fh->tenant_id = rte_cpu_to_be_32(t);
-			fh->device_id = rte_cpu_to_be_64(DEV_BASE + i);
-			fh->epoch = rte_cpu_to_be_32(e);
+			fg_frame_set_ids(rte_pktmbuf_mtod(m[k], uint8_t *), frame_off,
+					 t, DEV_BASE + i, e, NULL);
 		}
 		fg_verdict_burst(&eng, ctr, m, BURST, v);
 		for (int k = 0; k < BURST; k++) {

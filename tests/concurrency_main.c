@@ -8,7 +8,7 @@
 #include <rte_errno.h>
 
 #include "concurrency.h"
-#include "eal_start.h"
+#include "eal_quick.h"
 
 int
 main(int argc, char **argv)
@@ -24,7 +24,7 @@ main(int argc, char **argv)
 	struct fg_tables *t;
 	int ok;
 
-	if (fg_test_eal_start() != 0)
+	if (fg_eal_quick_start("fgconc", 512) != 0)
 		return 2;
 	t = fg_tables_create(&cfg);
 	o = t ? fg_ownership_create(t) : NULL;

@@ -14,13 +14,13 @@
 #include <rte_errno.h>
 #include <rte_mbuf.h>
 
-#include "eal_start.h"
+#include "eal_quick.h"
 #include "support.h"
 
 void
 fg_test_eal(void)
 {
-	cr_assert_eq(fg_test_eal_start(), 0, "EAL did not start");
+	cr_assert_eq(fg_eal_quick_start("fgtest", 512), 0, "EAL did not start");
 }
 
 const char *

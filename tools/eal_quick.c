@@ -1,5 +1,5 @@
 /*
- * EAL start-up for tests (see eal_start.h).
+ * EAL start-up without ports (see eal_quick.h).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
-#include "eal_start.h"
+#include "eal_quick.h"
 
 /* Remove this process's EAL runtime folder (its files are all flat). */
 static void
@@ -37,21 +37,22 @@ fg_test_eal_cleanup(void)
 }
 
 int
-fg_test_eal_start(void)
+fg_eal_quick_start(const char *prog, unsigned int mem_mb)
 {
 	static int done;
-	char prefix[64];
+	char prefix[64], mem[16];
 	/* --in-memory does not combine with --no-huge here (it implies legacy
 	 * memory); no shared config and a per-process prefix keep parallel
 	 * test processes apart instead. */
 	char *argv[] = {
-		"fg_test", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
+		(char *)prog, "--no-huge", "-m", mem, "--no-pci", "--no-shconf",
 		prefix, "--no-telemetry", "--log-level=*:warning", "-l", "0", NULL,
 	};
 
 	if (done)
 		return 0;
-	snprintf(prefix, sizeof(prefix), "--file-prefix=fgtest%d", (int)getpid());
+	snprintf(prefix, sizeof(prefix), "--file-prefix=%.32s%d", prog, (int)getpid());
+	snprintf(mem, sizeof(mem), "%u", mem_mb);
 	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0) {
 		fprintf(stderr, "rte_eal_init: %s\n", rte_strerror(rte_errno));
 		return -1;

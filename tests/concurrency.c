@@ -275,16 +275,19 @@ fg_conc_run(struct fg_tables *t, struct fg_ownership *o,
 	pthread_attr_setaffinity_np(&wa, sizeof(wcpu), &wcpu);
 	if (pthread_create(&rd, &ra, reader, res) != 0) {
 		snprintf(res->error, sizeof(res->error), "cannot start the reader");
-		goto out;
+		goto out_attr;
 	}
 	if (pthread_create(&wr, &wa, writer, res) != 0) {
 		__atomic_store_n(&writer_done, 1, __ATOMIC_RELEASE);
 		pthread_join(rd, NULL);
 		snprintf(res->error, sizeof(res->error), "cannot start the writer");
-		goto out;
+		goto out_attr;
 	}
 	pthread_join(wr, NULL);
 	pthread_join(rd, NULL);
+out_attr:
+	pthread_attr_destroy(&ra);
+	pthread_attr_destroy(&wa);
 out:
 	rte_mempool_free(pool);
 	return res->error[0] ? -1 : 0;

@@ -52,9 +52,11 @@ int fg_op_apply(struct fg_ownership *o, const struct fg_op *op,
 /*
  * Load a mapping file: every line is decoded before anything is applied, so a
  * malformed line applies nothing. Then the operations are applied in order
- * and the tables synchronised. On failure returns -errno and err says
- * "FILE:LINE: reason"; *failed_line (if not NULL) is the 1-based line.
- * Blank lines are skipped.
+ * and the tables synchronised. An operation the ownership rules refuse stops
+ * the load at its line; the operations before it stay applied (making the
+ * whole file one transaction is the control plane's `load`, still to come).
+ * On failure returns -errno and err says "FILE:LINE: reason"; *failed_line
+ * (if not NULL) is the 1-based line. Blank lines are skipped.
  */
 int fg_mapfile_load(struct fg_ownership *o, const char *path,
 		    unsigned long *failed_line, struct fg_err *err);

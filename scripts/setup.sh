@@ -16,7 +16,7 @@ case "$mode" in
 esac
 
 packages=(
-  gcc pkg-config meson ninja-build python3
+  build-essential pkg-config meson ninja-build python3
   libdpdk-dev libsodium-dev libjansson-dev libjemalloc-dev libcriterion-dev
   libpcap-dev
 )

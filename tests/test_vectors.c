@@ -183,6 +183,32 @@ Test(vectors, every_packet_gets_its_expected_verdict)
 	}
 	cr_log_info("vectors: %zu packets, %u forwarded, %u dropped", np, forwards, drops);
 
+	/* Per tenant: the rows add up to the totals for every reason counted
+	 * once the tenant is known, and the suspended tenant's drop is its own. */
+	fg_tenant_row row, sum = { 0 };
+	const uint32_t tenants[] = { 7, 9, 11, 15 };
+
+	for (size_t k = 0; k < sizeof(tenants) / sizeof(tenants[0]); k++) {
+		const struct fg_tenant *tn = fg_tables_tenant(env.t, tenants[k]);
+
+		cr_assert_not_null(tn);
+		fg_counters_sum_tenant(&ctr, 1, tn->slot, row);
+		for (int r = 0; r < FG_REASON_END; r++)
+			sum[r] += row[r];
+		if (tenants[k] == 15)
+			cr_expect_eq(row[FG_DROP_tenant_suspended], 1);
+		if (tenants[k] == 11)
+			cr_expect_eq(row[FG_TENANT_FORWARDED], 0);
+	}
+	cr_expect_eq(sum[FG_TENANT_FORWARDED], tot.forwarded_packets);
+	for (int r = FG_DROP_tenant_suspended; r < FG_REASON_END; r++)
+		cr_expect_eq(sum[r], tot.drops[r], "per-tenant %s: %lu, total %lu",
+			     fg_reason_name(r), (unsigned long)sum[r],
+			     (unsigned long)tot.drops[r]);
+	for (int r = 1; r < FG_DROP_tenant_suspended; r++)
+		cr_expect_eq(sum[r], 0, "%s counted per tenant before the tenant is known",
+			     fg_reason_name(r));
+
 	fg_counters_free(ctr);
 	fg_test_free_pkts(pkts, np);
 	fg_test_env_fini(&env);

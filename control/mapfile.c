@@ -15,19 +15,7 @@
 
 #include "mapfile.h"
 
-static int
-fg_bad(struct fg_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL) {
-		err->code = EINVAL;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+#define fg_bad(err, ...) fg_err_set(err, EINVAL, __VA_ARGS__)
 
 /* ---- field decoders ------------------------------------------------------ */
 

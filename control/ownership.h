@@ -20,19 +20,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <framegate/error.h>
 #include <framegate/wire.h>
 
 #include "../dataplane/tables.h"
-
-/* Why an action refused: a -errno code and one sentence naming the input. */
-struct fg_err {
-	int code;
-	char msg[256];
-};
-
-/* Put a formatted prefix before err's message (err may be NULL). */
-void fg_err_prefix(struct fg_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 struct fg_tenant_spec {
 	uint32_t tenant_id;

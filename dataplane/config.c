@@ -1,0 +1,255 @@
+/*
+ * The configuration file (see config.h): decoded with jansson into struct
+ * fg_config. Unknown keys are refused, like in mapping files, so a typo never
+ * silently leaves a default in place.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config.h"
+
+void
+fg_config_defaults(struct fg_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->frame_port = 47474;
+	c->ttl = 64;
+	snprintf(c->control_socket, sizeof(c->control_socket), "/run/framegate/control.sock");
+	snprintf(c->journal_dir, sizeof(c->journal_dir), "/var/lib/framegate");
+	c->max_tenants = 65536;
+	c->max_sinks = 65536;
+	c->max_devices = 1 << 20;
+}
+
+void
+fg_config_default_port(struct fg_config *c)
+{
+	struct fg_port_config *p = &c->ports[0];
+
+	memset(p, 0, sizeof(*p));
+	p->port_id = 0;
+	p->role = FG_ROLE_BOTH;
+	memcpy(p->next_hop.addr_bytes, "\x02\x00\x00\x00\x00\x01", RTE_ETHER_ADDR_LEN);
+	p->has_ipv4 = p->has_ipv6 = true;
+	inet_pton(AF_INET, "192.0.2.1", p->ipv4);
+	inet_pton(AF_INET6, "2001:db8::1", p->ipv6);
+	p->rx_queues = 1;
+	c->n_ports = 1;
+}
+
+const char *
+fg_port_role_name(enum fg_port_role r)
+{
+	switch (r) {
+	case FG_ROLE_BOTH: return "both";
+	case FG_ROLE_INGRESS: return "ingress";
+	case FG_ROLE_EGRESS: return "egress";
+	}
+	return "?";
+}
+
+/* Keys allowed in an object; NULL-terminated. */
+static int
+fg_only_keys(json_t *o, const char *const *keys, const char *where,
+	     struct fg_err *err)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v) {
+		int known = 0;
+
+		for (const char *const *p = keys; *p; p++)
+			known |= strcmp(*p, k) == 0;
+		if (!known)
+			return fg_err_set(err, EINVAL, "%s: unknown setting \"%s\"", where, k);
+	}
+	return 0;
+}
+
+static int
+fg_uint_setting(json_t *o, const char *key, const char *where, uint64_t min,
+		uint64_t max, uint64_t *out, struct fg_err *err)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) < min || (uint64_t)json_integer_value(v) > max)
+		return fg_err_set(err, EINVAL, "%s%s: must be an integer from %lu to %lu",
+				  where, key, (unsigned long)min, (unsigned long)max);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int
+fg_string_setting(json_t *o, const char *key, const char *where, char *out,
+		  size_t len, struct fg_err *err)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    json_string_length(v) >= len)
+		return fg_err_set(err, EINVAL, "%s%s: must be a non-empty string shorter than %zu bytes",
+				  where, key, len);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+static int
+fg_port_setting(json_t *o, unsigned int i, struct fg_port_config *p,
+		struct fg_err *err)
+{
+	static const char *const keys[] = { "port", "role", "next_hop_mac", "ipv4",
+					    "ipv6", "rx_queues", NULL };
+	char where[32];
+	const char *s;
+	uint64_t v = 0;
+
+	snprintf(where, sizeof(where), "ports[%u].", i);
+	memset(p, 0, sizeof(*p));
+	p->rx_queues = 1;
+	if (!json_is_object(o))
+		return fg_err_set(err, EINVAL, "ports[%u]: must be an object", i);
+	if (fg_only_keys(o, keys, where, err))
+		return -EINVAL;
+	if (json_object_get(o, "port") == NULL)
+		return fg_err_set(err, EINVAL, "%sport: missing (the DPDK port id)", where);
+	if (fg_uint_setting(o, "port", where, 0, RTE_MAX_ETHPORTS - 1, &v, err))
+		return -EINVAL;
+	p->port_id = (uint16_t)v;
+	s = json_string_value(json_object_get(o, "role"));
+	if (json_object_get(o, "role") != NULL) {
+		if (s != NULL && strcmp(s, "both") == 0)
+			p->role = FG_ROLE_BOTH;
+		else if (s != NULL && strcmp(s, "ingress") == 0)
+			p->role = FG_ROLE_INGRESS;
+		else if (s != NULL && strcmp(s, "egress") == 0)
+			p->role = FG_ROLE_EGRESS;
+		else
+			return fg_err_set(err, EINVAL, "%srole: must be \"both\", \"ingress\" or \"egress\"",
+					  where);
+	}
+	if (p->role != FG_ROLE_INGRESS) {
+		s = json_string_value(json_object_get(o, "next_hop_mac"));
+		if (s == NULL || rte_ether_unformat_addr(s, &p->next_hop) != 0)
+			return fg_err_set(err, EINVAL, "%snext_hop_mac: an egress port needs the next hop's MAC (\"02:00:00:00:00:01\")",
+					  where);
+	}
+	s = json_string_value(json_object_get(o, "ipv4"));
+	if (json_object_get(o, "ipv4") != NULL) {
+		if (s == NULL || inet_pton(AF_INET, s, p->ipv4) != 1)
+			return fg_err_set(err, EINVAL, "%sipv4: not an IPv4 address", where);
+		p->has_ipv4 = true;
+	}
+	s = json_string_value(json_object_get(o, "ipv6"));
+	if (json_object_get(o, "ipv6") != NULL) {
+		if (s == NULL || inet_pton(AF_INET6, s, p->ipv6) != 1)
+			return fg_err_set(err, EINVAL, "%sipv6: not an IPv6 address", where);
+		p->has_ipv6 = true;
+	}
+	if (p->role != FG_ROLE_INGRESS && !p->has_ipv4 && !p->has_ipv6)
+		return fg_err_set(err, EINVAL, "%s: an egress port needs an ipv4 or ipv6 source address",
+				  where);
+	if (fg_uint_setting(o, "rx_queues", where, 1, 64, &v, err))
+		return -EINVAL;
+	if (json_object_get(o, "rx_queues"))
+		p->rx_queues = (uint16_t)v;
+	return 0;
+}
+
+int
+fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
+{
+	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
+					    "journal_dir", "tables", "ports", NULL };
+	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
+					     NULL };
+	json_error_t jerr;
+	json_t *root, *ports, *tables, *p;
+	uint64_t v;
+	size_t i;
+	int ret = -EINVAL;
+
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		FILE *f = fopen(path, "r");
+
+		if (f == NULL)
+			return fg_err_set(err, errno, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return fg_err_set(err, EINVAL, "%s:%d:%d: %s", path, jerr.line,
+				  jerr.column, jerr.text);
+	}
+	if (!json_is_object(root)) {
+		fg_err_set(err, EINVAL, "the file must hold one JSON object");
+		goto out;
+	}
+	if (fg_only_keys(root, keys, "", err))
+		goto out;
+	v = c->frame_port;
+	if (fg_uint_setting(root, "frame_port", "", 1, 65535, &v, err))
+		goto out;
+	c->frame_port = (uint16_t)v;
+	v = c->ttl;
+	if (fg_uint_setting(root, "ttl", "", 1, 255, &v, err))
+		goto out;
+	c->ttl = (uint8_t)v;
+	if (fg_string_setting(root, "control_socket", "", c->control_socket,
+			      sizeof(c->control_socket), err) ||
+	    fg_string_setting(root, "journal_dir", "", c->journal_dir,
+			      sizeof(c->journal_dir), err))
+		goto out;
+	tables = json_object_get(root, "tables");
+	if (tables != NULL) {
+		if (!json_is_object(tables)) {
+			fg_err_set(err, EINVAL, "tables: must be an object");
+			goto out;
+		}
+		if (fg_only_keys(tables, tkeys, "tables.", err))
+			goto out;
+		v = c->max_tenants;
+		if (fg_uint_setting(tables, "max_tenants", "tables.", 1, 1 << 24, &v, err))
+			goto out;
+		c->max_tenants = (uint32_t)v;
+		v = c->max_sinks;
+		if (fg_uint_setting(tables, "max_sinks", "tables.", 1, 1 << 24, &v, err))
+			goto out;
+		c->max_sinks = (uint32_t)v;
+		v = c->max_devices;
+		if (fg_uint_setting(tables, "max_devices", "tables.", 1, 1 << 26, &v, err))
+			goto out;
+		c->max_devices = (uint32_t)v;
+	}
+	ports = json_object_get(root, "ports");
+	if (!json_is_array(ports) || json_array_size(ports) == 0 ||
+	    json_array_size(ports) > FG_CONFIG_MAX_PORTS) {
+		fg_err_set(err, EINVAL, "ports: must be an array of 1 to %d ports",
+			   FG_CONFIG_MAX_PORTS);
+		goto out;
+	}
+	json_array_foreach(ports, i, p) {
+		if (fg_port_setting(p, (unsigned int)i, &c->ports[i], err))
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (c->ports[j].port_id == c->ports[i].port_id) {
+				fg_err_set(err, EINVAL, "ports[%zu].port: port %u is listed twice",
+					   i, c->ports[i].port_id);
+				goto out;
+			}
+	}
+	c->n_ports = (unsigned int)json_array_size(ports);
+	ret = 0;
+out:
+	if (ret < 0)
+		fg_err_prefix(err, "%s: ", path);
+	json_decref(root);
+	return ret;
+}

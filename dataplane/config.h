@@ -1,0 +1,68 @@
+/*
+ * The router's configuration file: what EAL does not know. JSON, read with
+ * jansson; every key is documented in docs/configuration.md.
+ *
+ *   {
+ *     "frame_port": 47474,
+ *     "ttl": 64,
+ *     "control_socket": "/run/framegate/control.sock",
+ *     "journal_dir": "/var/lib/framegate",
+ *     "tables": {"max_tenants": 65536, "max_sinks": 65536, "max_devices": 1048576},
+ *     "ports": [
+ *       {"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
+ *        "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "rx_queues": 1}
+ *     ]
+ *   }
+ */
+#ifndef FG_CONFIG_H
+#define FG_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+
+#include <framegate/error.h>
+
+#define FG_CONFIG_MAX_PORTS 32
+
+enum fg_port_role {
+	FG_ROLE_BOTH,        /* receives frames and sends copies */
+	FG_ROLE_INGRESS,     /* receives frames only */
+	FG_ROLE_EGRESS,      /* sends copies only */
+};
+
+struct fg_port_config {
+	uint16_t port_id;
+	enum fg_port_role role;
+	struct rte_ether_addr next_hop;   /* destination MAC of copies */
+	bool has_ipv4, has_ipv6;
+	uint8_t ipv4[4];                  /* source address of IPv4 copies */
+	uint8_t ipv6[16];                 /* source address of IPv6 copies */
+	uint16_t rx_queues;
+};
+
+struct fg_config {
+	uint16_t frame_port;
+	uint8_t ttl;
+	char control_socket[108];
+	char journal_dir[256];
+	uint32_t max_tenants, max_sinks, max_devices;
+	unsigned int n_ports;
+	struct fg_port_config ports[FG_CONFIG_MAX_PORTS];
+};
+
+/* Defaults: frame port 47474, TTL 64, no ports. */
+void fg_config_defaults(struct fg_config *c);
+
+/* The port used when there is no configuration file (replay): port 0, both
+ * roles, next hop 02:00:00:00:00:01, 192.0.2.1 and 2001:db8::1. */
+void fg_config_default_port(struct fg_config *c);
+
+/* Read a configuration file over the defaults. 0, or -errno with err naming
+ * the file, the line (for syntax errors) or the setting, and the problem. */
+int fg_config_load(struct fg_config *c, const char *path, struct fg_err *err);
+
+const char *fg_port_role_name(enum fg_port_role r);
+
+#endif /* FG_CONFIG_H */

@@ -1,0 +1,392 @@
+/*
+ * framegate: the router program.
+ *
+ *   framegate [EAL options] -- --config FILE [--mappings FILE]
+ *             [--stats FILE] [--duration SECONDS]
+ *   framegate replay --mappings FILE --in IN.pcap --out OUT.pcap
+ *             [--stats STATS.json] [--config FILE]
+ *
+ * The first runs the router on the ports EAL found until SIGINT or SIGTERM
+ * (or the duration), then drains and prints its counters. The second answers
+ * "what would this PoP do with this traffic under these mappings?": the same
+ * router on one net_pcap port reading IN.pcap and writing the copies to
+ * OUT.pcap, the mapping file loaded through the control plane's loader; it
+ * exits when the capture is drained.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pcap/pcap.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include "config.h"
+#include "mapfile.h"
+#include "ownership.h"
+#include "router.h"
+#include "stats.h"
+
+/* Exit codes: 0 done; 1 a file or the set-up was refused; 2 usage. */
+enum { FG_EXIT_OK = 0, FG_EXIT_FAIL = 1, FG_EXIT_USAGE = 2 };
+
+static volatile sig_atomic_t fg_signalled;
+
+static void
+fg_on_signal(int sig)
+{
+	fg_signalled = sig;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: framegate [EAL options] -- --config FILE [--mappings FILE]\n"
+		"                 [--stats FILE] [--duration SECONDS]\n"
+		"       framegate replay --mappings FILE --in IN.pcap --out OUT.pcap\n"
+		"                 [--stats STATS.json] [--config FILE]\n"
+		"\n"
+		"Router mode forwards verified frames between the DPDK ports EAL found\n"
+		"(--vdev or --allow), as the configuration file describes them, until\n"
+		"SIGINT or SIGTERM or the --duration, then prints its counters.\n"
+		"\n"
+		"Replay mode runs the same router on one net_pcap port: it reads IN.pcap,\n"
+		"writes every copy it sends to OUT.pcap and exits when the capture is\n"
+		"drained. Without --config, port 0 has next hop 02:00:00:00:00:01 and\n"
+		"sources 192.0.2.1 and 2001:db8::1, and frames use UDP port 47474.\n"
+		"\n"
+		"  --config FILE      router configuration (docs/configuration.md)\n"
+		"  --mappings FILE    mapping file loaded at start (JSON Lines)\n"
+		"  --stats FILE       write the final counters as JSON\n"
+		"  --duration S       router mode: stop after S seconds\n"
+		"  --in, --out FILE   replay mode: input capture, output capture\n"
+		"\n"
+		"Exit status: 0 done; 1 a file, a port or the set-up was refused; 2 usage.\n");
+}
+
+struct fg_opts {
+	const char *config, *mappings, *stats, *in, *out;
+	double duration;
+};
+
+static int
+fg_parse_opts(int argc, char **argv, bool replay, struct fg_opts *o)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "mappings", required_argument, NULL, 'm' },
+		{ "stats", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "in", required_argument, NULL, 'i' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *end;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': o->config = optarg; break;
+		case 'm': o->mappings = optarg; break;
+		case 's': o->stats = optarg; break;
+		case 'i': o->in = optarg; break;
+		case 'o': o->out = optarg; break;
+		case 'd':
+			o->duration = strtod(optarg, &end);
+			if (*end != '\0' || o->duration <= 0) {
+				fprintf(stderr, "framegate: --duration: \"%s\" is not a positive number of seconds\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(FG_EXIT_OK);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "framegate: unexpected argument \"%s\"\n", argv[optind]);
+		return -1;
+	}
+	if (replay && (o->mappings == NULL || o->in == NULL || o->out == NULL)) {
+		fprintf(stderr, "framegate replay: --mappings, --in and --out are required\n");
+		return -1;
+	}
+	if (!replay && o->config == NULL) {
+		fprintf(stderr, "framegate: --config is required (after --, following the EAL options)\n");
+		return -1;
+	}
+	if (!replay && (o->in || o->out)) {
+		fprintf(stderr, "framegate: --in and --out belong to replay mode\n");
+		return -1;
+	}
+	return 0;
+}
+
+static long
+fg_count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long n = 0;
+	int c;
+
+	if (f == NULL)
+		return -1;
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n + 1;
+}
+
+/* Packets in a capture, or -1 with the reason printed. */
+static long
+fg_count_packets(const char *path)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	pcap_t *p = pcap_open_offline(path, errbuf);
+	long n = 0;
+	int ret;
+
+	if (p == NULL) {
+		/* libpcap names the file in some errors, not in others. */
+		if (strstr(errbuf, path) != NULL)
+			fprintf(stderr, "framegate replay: %s\n", errbuf);
+		else
+			fprintf(stderr, "framegate replay: %s: %s\n", path, errbuf);
+		return -1;
+	}
+	if (pcap_datalink(p) != DLT_EN10MB) {
+		fprintf(stderr, "framegate replay: %s: link type %s, not Ethernet\n", path,
+			pcap_datalink_val_to_name(pcap_datalink(p)));
+		pcap_close(p);
+		return -1;
+	}
+	while ((ret = pcap_next_ex(p, &h, &d)) == 1)
+		n++;
+	if (ret == PCAP_ERROR) {
+		fprintf(stderr, "framegate replay: %s: %s\n", path, pcap_geterr(p));
+		n = -1;
+	}
+	pcap_close(p);
+	return n;
+}
+
+static void
+fg_print_totals(FILE *f, const struct fg_counter_totals *t, double seconds)
+{
+	fprintf(f, "%-18s %12lu\n", "rx_packets", (unsigned long)t->rx_packets);
+	fprintf(f, "%-18s %12lu\n", "forwarded_packets", (unsigned long)t->forwarded_packets);
+	fprintf(f, "%-18s %12lu\n", "copies_sent", (unsigned long)t->copies_sent);
+	fprintf(f, "%-18s %12lu\n", "tx_full", (unsigned long)t->tx_full);
+	for (int r = 1; r < FG_REASON_END; r++)
+		if (t->drops[r])
+			fprintf(f, "%-18s %12lu\n", fg_reason_name(r), (unsigned long)t->drops[r]);
+	fprintf(f, "conservation: rx = forwarded + drops: %s\n",
+		fg_counters_conserved(t) ? "holds" : "BROKEN");
+	if (seconds > 0)
+		fprintf(f, "rate: %.3f Mpps received, %.3f Mpps forwarded over %.2f s\n",
+			t->rx_packets / seconds / 1e6, t->forwarded_packets / seconds / 1e6,
+			seconds);
+}
+
+static int
+fg_write_stats(const char *path, const struct fg_counter_totals *t)
+{
+	json_t *j = fg_totals_to_json(t);
+	int ret = json_dump_file(j, path, JSON_INDENT(2));
+
+	json_decref(j);
+	if (ret != 0)
+		fprintf(stderr, "framegate: cannot write %s: %s\n", path, strerror(errno));
+	return ret;
+}
+
+/* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
+static int
+fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected,
+       unsigned int pool_size)
+{
+	struct fg_tables_config tc = {
+		.name = "fg", .max_tenants = cfg->max_tenants, .max_sinks = cfg->max_sinks,
+		.max_devices = cfg->max_devices, .max_readers = RTE_MAX_LCORE,
+		.socket_id = (int)rte_socket_id(),
+	};
+	struct fg_counter_totals tot;
+	struct fg_err err = { 0 };
+	struct fg_router r;
+	struct fg_tables *t;
+	struct fg_ownership *own;
+	uint64_t t0, t1;
+	bool on_main;
+
+	t = fg_tables_create(&tc);
+	own = t ? fg_ownership_create(t) : NULL;
+	if (own == NULL) {
+		fprintf(stderr, "framegate: cannot create tables for %u mappings: %s\n",
+			cfg->max_devices, rte_strerror(rte_errno));
+		return FG_EXIT_FAIL;
+	}
+	if (o->mappings != NULL && fg_mapfile_load(own, o->mappings, NULL, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		return FG_EXIT_FAIL;
+	}
+	if (fg_router_init(&r, cfg, t, pool_size, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		return FG_EXIT_FAIL;
+	}
+	signal(SIGINT, fg_on_signal);
+	signal(SIGTERM, fg_on_signal);
+
+	t0 = rte_get_timer_cycles();
+	fg_router_start(&r, &on_main);
+	if (expected >= 0) {
+		/* Replay: a drained pcap port returns nothing, ever after. */
+		uint64_t got = fg_worker_drain(r.workers[0], (uint64_t)expected, 1000000);
+
+		if (got != (uint64_t)expected)
+			fprintf(stderr, "framegate replay: received %lu of %ld packets\n",
+				(unsigned long)got, expected);
+	} else if (on_main) {
+		fprintf(stderr, "framegate: no worker lcore; the main lcore forwards (give -l with two lcores to keep them apart)\n");
+		while (!fg_signalled &&
+		       (o->duration <= 0 ||
+			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
+			for (int i = 0; i < 1024; i++)
+				fg_worker_drain(r.workers[0], UINT64_MAX, 64);
+		}
+	} else {
+		while (!fg_signalled &&
+		       (o->duration <= 0 ||
+			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz()))
+			usleep(10000);
+		fg_router_stop(&r);
+	}
+	t1 = rte_get_timer_cycles();
+	fg_router_join(&r);
+	fg_router_totals(&r, &tot);
+	fg_router_close(&r);
+	if (fg_signalled)
+		fprintf(stderr, "framegate: stopped by signal %d\n", (int)fg_signalled);
+	fg_print_totals(stdout, &tot, expected >= 0 ? 0 : (double)(t1 - t0) / rte_get_timer_hz());
+	if (tot.drops[FG_DROP_sink_mismatch])
+		fprintf(stderr, "framegate: ALARM: %lu packets had a sink of another tenant: the tables are corrupted\n",
+			(unsigned long)tot.drops[FG_DROP_sink_mismatch]);
+	if (o->stats != NULL && fg_write_stats(o->stats, &tot) != 0)
+		return FG_EXIT_FAIL;
+	fg_ownership_free(own);
+	fg_tables_free(t);
+	return fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
+}
+
+static int
+fg_replay(int argc, char **argv)
+{
+	struct fg_opts o = { 0 };
+	struct fg_config cfg;
+	struct fg_err err = { 0 };
+	char vdev[2 * 4096 + 64], mem[16], prefix[64];
+	long lines, packets;
+	int ret;
+
+	if (fg_parse_opts(argc, argv, true, &o) != 0)
+		return FG_EXIT_USAGE;
+	fg_config_defaults(&cfg);
+	if (o.config != NULL) {
+		if (fg_config_load(&cfg, o.config, &err) != 0) {
+			fprintf(stderr, "framegate replay: %s\n", err.msg);
+			return FG_EXIT_FAIL;
+		}
+		if (cfg.n_ports != 1 || cfg.ports[0].port_id != 0 ||
+		    cfg.ports[0].role != FG_ROLE_BOTH || cfg.ports[0].rx_queues != 1) {
+			fprintf(stderr, "framegate replay: %s: replay has one port, 0, with role \"both\" and one rx queue\n",
+				o.config);
+			return FG_EXIT_FAIL;
+		}
+	} else {
+		fg_config_default_port(&cfg);
+	}
+	lines = fg_count_lines(o.mappings);
+	if (lines < 0) {
+		fprintf(stderr, "framegate replay: %s: %s\n", o.mappings, strerror(errno));
+		return FG_EXIT_FAIL;
+	}
+	packets = fg_count_packets(o.in);
+	if (packets < 0)
+		return FG_EXIT_FAIL;
+	if (strchr(o.in, ',') || strchr(o.out, ',')) {
+		fprintf(stderr, "framegate replay: file names with a comma cannot be given to net_pcap\n");
+		return FG_EXIT_FAIL;
+	}
+	/* Tables sized by the file: no line adds more than one entry. */
+	if (o.config == NULL) {
+		cfg.max_tenants = cfg.max_sinks = (uint32_t)lines + 64;
+		cfg.max_devices = (uint32_t)lines + 64;
+	}
+	snprintf(vdev, sizeof(vdev), "net_pcap0,rx_pcap=%s,tx_pcap=%s", o.in, o.out);
+	snprintf(mem, sizeof(mem), "%lu", 512 + (unsigned long)cfg.max_devices / 2000);
+	snprintf(prefix, sizeof(prefix), "--file-prefix=fgreplay%d", (int)getpid());
+	char *eal[] = {
+		argv[0], "--no-huge", "-m", mem, "--no-pci", "--no-shconf", prefix,
+		"--no-telemetry", "-l", "0", "--log-level=*:error", "--vdev", vdev, NULL,
+	};
+	if (rte_eal_init((int)RTE_DIM(eal) - 1, eal) < 0) {
+		fprintf(stderr, "framegate replay: cannot start DPDK: %s\n", rte_strerror(rte_errno));
+		return FG_EXIT_FAIL;
+	}
+	ret = fg_run(&cfg, &o, packets, 8191);
+	rte_eal_cleanup();
+	/* --no-shconf still makes a runtime folder; leave nothing behind. */
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "/var/run/dpdk/fgreplay%d", (int)getpid());
+	rmdir(dir);
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct fg_opts o = { 0 };
+	struct fg_config cfg;
+	struct fg_err err = { 0 };
+	int n, ret;
+
+	if (argc > 1 && strcmp(argv[1], "replay") == 0)
+		return fg_replay(argc - 1, argv + 1);
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return FG_EXIT_OK;
+	}
+	n = rte_eal_init(argc, argv);
+	if (n < 0) {
+		fprintf(stderr, "framegate: cannot start DPDK: %s (see the EAL options above)\n",
+			rte_strerror(rte_errno));
+		return FG_EXIT_USAGE;
+	}
+	argv[n] = argv[0];
+	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0)
+		return FG_EXIT_USAGE;
+	fg_config_defaults(&cfg);
+	if (fg_config_load(&cfg, o.config, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		return FG_EXIT_FAIL;
+	}
+	ret = fg_run(&cfg, &o, -1, 16383);
+	rte_eal_cleanup();
+	return ret;
+}

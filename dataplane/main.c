@@ -254,6 +254,9 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected,
 
 	t0 = rte_get_timer_cycles();
 	fg_router_start(&r, &on_main);
+	if (expected < 0)
+		fprintf(stderr, "framegate: forwarding on %u ports with %u workers, %u mappings loaded\n",
+			rte_eth_dev_count_avail(), r.n_workers, fg_tables_count_devices(t));
 	if (expected >= 0) {
 		/* Replay: a drained pcap port returns nothing, ever after. */
 		uint64_t got = fg_worker_drain(r.workers[0], (uint64_t)expected, 1000000);

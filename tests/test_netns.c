@@ -1,0 +1,330 @@
+/*
+ * Real kernel traffic through the router. Two network namespaces, each tied
+ * to the root namespace by a veth pair:
+ *
+ *   cam ns [vc] 198.18.1.2  <->  rc [framegate port 0, ingress]
+ *   view ns [vv] 198.18.2.2 <->  rv [framegate port 1, egress]
+ *
+ * framegate runs in the root namespace on net_af_packet over rc and rv. A
+ * camera process in the cam namespace sends frames of two tenants (and
+ * spoofed ones) with an ordinary UDP socket; a viewer process in the view
+ * namespace receives on two ordinary UDP sockets, one per tenant's sink. Each
+ * viewer socket must get exactly its own tenant's frames. The namespaces are
+ * removed afterwards, also when the test fails.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "framebuild.h"
+
+#define N_PER_TENANT 300
+#define N_SPOOFED 100
+
+static char cam_ns[32], view_ns[32], vc[16], rc[16], vv[16], rv[16], dir[64];
+static pid_t router = -1;
+
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static void
+cleanup(void)
+{
+	if (router > 0) {
+		kill(router, SIGKILL);
+		waitpid(router, NULL, 0);
+		router = -1;
+	}
+	/* Deleting a namespace deletes its end of each veth, and with it the
+	 * root end. */
+	sh("ip netns del %s 2>/dev/null", cam_ns);
+	sh("ip netns del %s 2>/dev/null", view_ns);
+	sh("ip link del %s 2>/dev/null", rc);
+	sh("ip link del %s 2>/dev/null", rv);
+	sh("rm -rf %s", dir);
+}
+
+static void
+read_mac(const char *ns, const char *ifname, char *mac)
+{
+	char path[128], cmd[256];
+	FILE *p;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
+	if (ns != NULL)
+		snprintf(cmd, sizeof(cmd), "ip netns exec %s cat %s", ns, path);
+	else
+		snprintf(cmd, sizeof(cmd), "cat %s", path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_not_null(fgets(mac, 32, p));
+	mac[strcspn(mac, "\n")] = '\0';
+	pclose(p);
+}
+
+static void
+setup(void)
+{
+	int pid = (int)getpid();
+	char mac_rc[32], mac_vv[32];
+
+	snprintf(cam_ns, sizeof(cam_ns), "fgcam%d", pid);
+	snprintf(view_ns, sizeof(view_ns), "fgview%d", pid);
+	snprintf(vc, sizeof(vc), "fvc%d", pid);
+	snprintf(rc, sizeof(rc), "frc%d", pid);
+	snprintf(vv, sizeof(vv), "fvv%d", pid);
+	snprintf(rv, sizeof(rv), "frv%d", pid);
+	snprintf(dir, sizeof(dir), "/tmp/fg_netns.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	if (geteuid() != 0)
+		cr_skip_test("needs root for network namespaces");
+
+	cr_assert_eq(sh("ip netns add %s && ip netns add %s", cam_ns, view_ns), 0);
+	cr_assert_eq(sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns), 0);
+	cr_assert_eq(sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns), 0);
+	/* The router's ends carry no address and no IPv6 chatter. */
+	cr_assert_eq(sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
+			" && ip link set %s up && ip link set %s up", rc, rv, rc, rv), 0);
+	read_mac(NULL, rc, mac_rc);
+	cr_assert_eq(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+			" && ip -n %s addr add 198.18.1.2/24 dev %s"
+			" && ip -n %s neigh replace 198.18.1.1 lladdr %s dev %s nud permanent",
+			cam_ns, cam_ns, vc, cam_ns, vc, cam_ns, mac_rc, vc), 0);
+	cr_assert_eq(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+			" && ip -n %s addr add 198.18.2.2/24 dev %s",
+			view_ns, view_ns, vv, view_ns, vv), 0);
+	read_mac(view_ns, vv, mac_vv);
+
+	/* Mappings: tenant 7's camera 0xa1 to sink 6000, tenant 9's 0xb1 to
+	 * sink 6001, both on the viewer host. */
+	FILE *f;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/mappings.jsonl", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"{\"op\":\"tenant\",\"tenant\":7,\"name\":\"acme\"}\n"
+		"{\"op\":\"tenant\",\"tenant\":9,\"name\":\"globex\"}\n"
+		"{\"op\":\"sink\",\"sink\":70,\"tenant\":7,\"addr\":\"198.18.2.2\",\"port\":6000,\"egress\":1}\n"
+		"{\"op\":\"sink\",\"sink\":90,\"tenant\":9,\"addr\":\"198.18.2.2\",\"port\":6001,\"egress\":1}\n"
+		"{\"op\":\"device\",\"tenant\":7,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[70]}\n"
+		"{\"op\":\"device\",\"tenant\":9,\"device\":\"0xb1\",\"epoch\":1,\"sinks\":[90]}\n");
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"{\"tables\": {\"max_tenants\": 64, \"max_sinks\": 64, \"max_devices\": 1024},\n"
+		" \"ports\": [\n"
+		"  {\"port\": 0, \"role\": \"ingress\"},\n"
+		"  {\"port\": 1, \"role\": \"egress\", \"next_hop_mac\": \"%s\", \"ipv4\": \"198.18.2.1\"}\n"
+		" ]}\n", mac_vv);
+	fclose(f);
+}
+
+TestSuite(netns, .init = setup, .fini = cleanup, .timeout = 120);
+
+/* Enter a named network namespace (in a child process). */
+static void
+enter_ns(const char *ns)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+		perror(path);
+		_exit(3);
+	}
+	close(fd);
+}
+
+struct viewer_result {
+	unsigned int got[2];          /* frames on the sockets of 7 and 9 */
+	unsigned int wrong[2];        /* frames of another tenant on them */
+};
+
+/* Viewer: two sockets, until 1.5 s pass without a frame. */
+static void
+viewer(int ready_fd, int result_fd)
+{
+	struct viewer_result res = { 0 };
+	struct pollfd pfd[2];
+	const uint32_t tenant[2] = { 7, 9 };
+
+	enter_ns(view_ns);
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)(6000 + i)) };
+
+		inet_pton(AF_INET, "198.18.2.2", &a.sin_addr);
+		pfd[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
+		pfd[i].events = POLLIN;
+		if (bind(pfd[i].fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+			_exit(4);
+	}
+	if (write(ready_fd, "r", 1) != 1)
+		_exit(5);
+	while (poll(pfd, 2, 1500) > 0) {
+		for (int i = 0; i < 2; i++) {
+			uint8_t buf[2048];
+			ssize_t n;
+
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			n = recv(pfd[i].fd, buf, sizeof(buf), 0);
+			if (n < (ssize_t)sizeof(struct fg_frame_hdr))
+				continue;
+			const struct fg_frame_hdr *h = (const void *)buf;
+
+			if (ntohl(h->tenant_id) == tenant[i])
+				res.got[i]++;
+			else
+				res.wrong[i]++;
+		}
+	}
+	if (write(result_fd, &res, sizeof(res)) != sizeof(res))
+		_exit(6);
+	_exit(0);
+}
+
+/* Camera: the UDP payload (frame header and payload) of each frame. */
+static void
+camera(void)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
+	int s;
+
+	enter_ns(cam_ns);
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	inet_pton(AF_INET, "198.18.1.1", &dst.sin_addr);
+	for (unsigned int i = 0; i < 2 * N_PER_TENANT + N_SPOOFED; i++) {
+		/* 7/0xa1, 9/0xb1, and 7 claiming 9's camera 0xb1. */
+		unsigned int kind = i < 2 * N_PER_TENANT ? i % 2 : 2;
+		struct fg_frame_spec spec = {
+			.ip_version = 4, .payload_len = 200, .epoch = 1, .frame_seq = i,
+			.tenant_id = kind == 1 ? 9 : 7, .device_id = kind == 0 ? 0xa1 : 0xb1,
+		};
+		uint8_t pkt[512];
+		size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
+		size_t off = fg_frame_offset(&spec);
+
+		if (sendto(s, pkt + off, len - off, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0)
+			_exit(7);
+		usleep(200);
+	}
+	_exit(0);
+}
+
+Test(netns, each_viewer_gets_exactly_its_tenants_frames)
+{
+	int ready[2], result[2], out[2];
+	char cmd[2048], line[512], eal[512];
+	struct viewer_result res;
+	pid_t vpid, cpid;
+	FILE *rf;
+	int st, started = 0;
+
+	snprintf(eal, sizeof(eal),
+		 "--no-huge -m 512 --no-pci --no-shconf --file-prefix=fgns%d --no-telemetry -l 0"
+		 " --log-level=*:error --vdev net_af_packet0,iface=%s --vdev net_af_packet1,iface=%s",
+		 (int)getpid(), rc, rv);
+	snprintf(cmd, sizeof(cmd), "%s --config %s/config.json --mappings %s/mappings.jsonl"
+		 " --stats %s/stats.json --duration 60", FG_FRAMEGATE, dir, dir, dir);
+
+	/* The router, its stderr and stdout on a pipe. */
+	cr_assert_eq(pipe(out), 0);
+	router = fork();
+	cr_assert_geq(router, 0);
+	if (router == 0) {
+		char full[4096];
+
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		close(out[0]);
+		snprintf(full, sizeof(full), "exec %s %s -- %s",
+			 FG_FRAMEGATE, eal, strchr(cmd, ' ') + 1);
+		execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	rf = fdopen(out[0], "r");
+	while (fgets(line, sizeof(line), rf) != NULL) {
+		if (strstr(line, "framegate: forwarding") != NULL) {
+			started = 1;
+			break;
+		}
+		fprintf(stderr, "router: %s", line);
+	}
+	cr_assert(started, "the router did not start");
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(result), 0);
+	vpid = fork();
+	if (vpid == 0)
+		viewer(ready[1], result[1]);
+	cr_assert_eq(read(ready[0], line, 1), 1, "the viewer did not start");
+	cpid = fork();
+	if (cpid == 0)
+		camera();
+	waitpid(cpid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "camera failed: %d", st);
+	cr_assert_eq(read(result[0], &res, sizeof(res)), sizeof(res), "no viewer result");
+	waitpid(vpid, &st, 0);
+
+	kill(router, SIGTERM);
+	while (fgets(line, sizeof(line), rf) != NULL)
+		fprintf(stderr, "router: %s", line);
+	waitpid(router, &st, 0);
+	router = -1;
+	fclose(rf);
+
+	fprintf(stderr, "netns: viewer of tenant 7 got %u (wrong %u), of tenant 9 got %u (wrong %u)\n",
+		res.got[0], res.wrong[0], res.got[1], res.wrong[1]);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "router exit %d", st);
+	cr_expect_eq(res.wrong[0], 0, "tenant 9's frames reached tenant 7's viewer");
+	cr_expect_eq(res.wrong[1], 0, "tenant 7's frames reached tenant 9's viewer");
+	cr_expect_eq(res.got[0], N_PER_TENANT, "tenant 7's viewer got %u of %u",
+		     res.got[0], N_PER_TENANT);
+	cr_expect_eq(res.got[1], N_PER_TENANT, "tenant 9's viewer got %u of %u",
+		     res.got[1], N_PER_TENANT);
+
+	/* The router's own count agrees: the spoofed frames were not_owned. */
+	char stats[160], buf[4096];
+	FILE *sf;
+	size_t n;
+
+	snprintf(stats, sizeof(stats), "%s/stats.json", dir);
+	sf = fopen(stats, "r");
+	cr_assert_not_null(sf, "no stats written");
+	n = fread(buf, 1, sizeof(buf) - 1, sf);
+	buf[n] = '\0';
+	fclose(sf);
+	snprintf(line, sizeof(line), "\"not_owned\": %d", N_SPOOFED);
+	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
+	snprintf(line, sizeof(line), "\"forwarded_packets\": %d", 2 * N_PER_TENANT);
+	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
+}

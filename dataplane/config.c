@@ -23,6 +23,7 @@ fg_config_defaults(struct fg_config *c)
 	c->max_tenants = 65536;
 	c->max_sinks = 65536;
 	c->max_devices = 1 << 20;
+	c->mbufs = 16383;
 }
 
 void
@@ -169,7 +170,8 @@ int
 fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 {
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
-					    "journal_dir", "tables", "ports", NULL };
+					    "journal_dir", "tables", "ports", "mbufs",
+					    NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -202,6 +204,10 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	if (fg_uint_setting(root, "ttl", "", 1, 255, &v, err))
 		goto out;
 	c->ttl = (uint8_t)v;
+	v = c->mbufs;
+	if (fg_uint_setting(root, "mbufs", "", 1023, 1 << 24, &v, err))
+		goto out;
+	c->mbufs = (uint32_t)v;
 	if (fg_string_setting(root, "control_socket", "", c->control_socket,
 			      sizeof(c->control_socket), err) ||
 	    fg_string_setting(root, "journal_dir", "", c->journal_dir,

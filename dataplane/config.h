@@ -7,6 +7,7 @@
  *     "ttl": 64,
  *     "control_socket": "/run/framegate/control.sock",
  *     "journal_dir": "/var/lib/framegate",
+ *     "mbufs": 16383,
  *     "tables": {"max_tenants": 65536, "max_sinks": 65536, "max_devices": 1048576},
  *     "ports": [
  *       {"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
@@ -48,6 +49,7 @@ struct fg_config {
 	char control_socket[108];
 	char journal_dir[256];
 	uint32_t max_tenants, max_sinks, max_devices;
+	uint32_t mbufs;                   /* per pool: received, headers, clones */
 	unsigned int n_ports;
 	struct fg_port_config ports[FG_CONFIG_MAX_PORTS];
 };

@@ -218,8 +218,7 @@ fg_write_stats(const char *path, const struct fg_counter_totals *t)
 
 /* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
 static int
-fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected,
-       unsigned int pool_size)
+fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 {
 	struct fg_tables_config tc = {
 		.name = "fg", .max_tenants = cfg->max_tenants, .max_sinks = cfg->max_sinks,
@@ -245,7 +244,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected,
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
-	if (fg_router_init(&r, cfg, t, pool_size, &err) != 0) {
+	if (fg_router_init(&r, cfg, t, cfg->mbufs, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
@@ -351,7 +350,9 @@ fg_replay(int argc, char **argv)
 		fprintf(stderr, "framegate replay: cannot start DPDK: %s\n", rte_strerror(rte_errno));
 		return FG_EXIT_FAIL;
 	}
-	ret = fg_run(&cfg, &o, packets, 8191);
+	if (o.config == NULL)
+		cfg.mbufs = 8191;
+	ret = fg_run(&cfg, &o, packets);
 	rte_eal_cleanup();
 	/* --no-shconf still makes a runtime folder; leave nothing behind. */
 	char dir[128];
@@ -389,7 +390,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
-	ret = fg_run(&cfg, &o, -1, 16383);
+	ret = fg_run(&cfg, &o, -1);
 	rte_eal_cleanup();
 	return ret;
 }

@@ -50,14 +50,7 @@ build)
   ;;
 demo)
   echo
-  echo "== demo: the conformance vectors through the verdict engine"
-  echo "   mappings: tests/vectors/mappings.jsonl   packets: tests/vectors/packets.pcap"
-  echo
-  build/tools/fg-verdict --mappings tests/vectors/mappings.jsonl \
-                         --in tests/vectors/packets.pcap
-  echo
-  echo "== the engine's cost over 1,000,000 mappings, beside a bare rte_hash lookup"
-  build/bench/fg-bench-verdict -r 3
+  exec scripts/demo.sh
   ;;
 test)
   status=0

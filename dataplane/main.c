@@ -229,7 +229,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_err err = { 0 };
 	struct fg_router r;
 	struct fg_tables *t;
-	struct fg_ownership *own;
+	struct fg_ownership *own = NULL;
+	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
 
@@ -238,15 +239,16 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	if (own == NULL) {
 		fprintf(stderr, "framegate: cannot create tables for %u mappings: %s\n",
 			cfg->max_devices, rte_strerror(rte_errno));
-		return FG_EXIT_FAIL;
+		goto out;
 	}
 	if (o->mappings != NULL && fg_mapfile_load(own, o->mappings, NULL, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
-		return FG_EXIT_FAIL;
+		goto out;
 	}
 	if (fg_router_init(&r, cfg, t, cfg->mbufs, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
-		return FG_EXIT_FAIL;
+		fg_router_close(&r);
+		goto out;
 	}
 	signal(SIGINT, fg_on_signal);
 	signal(SIGTERM, fg_on_signal);
@@ -289,10 +291,12 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		fprintf(stderr, "framegate: ALARM: %lu packets had a sink of another tenant: the tables are corrupted\n",
 			(unsigned long)tot.drops[FG_DROP_sink_mismatch]);
 	if (o->stats != NULL && fg_write_stats(o->stats, &tot) != 0)
-		return FG_EXIT_FAIL;
+		goto out;
+	ret = fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
+out:
 	fg_ownership_free(own);
 	fg_tables_free(t);
-	return fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
+	return ret;
 }
 
 static int

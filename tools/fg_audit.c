@@ -13,11 +13,15 @@
  * that raises the epoch, nothing in use is deleted) and refuses a file that
  * breaks them, naming the line: such a file does not describe what a router
  * holds. It shares only the line decoder, fg_op_parse(), with the router.
+ * Its indexes are DPDK rte_hash tables, sized from the file's line count
+ * (EAL is started without hugepages, ports or PCI).
  */
+#define _GNU_SOURCE               /* sched_getaffinity */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,20 +33,31 @@
 #include <pcap/pcap.h>
 #include <rte_byteorder.h>
 #include <rte_common.h>
+#include <rte_errno.h>
 #include <rte_ether.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_ip.h>
 #include <rte_udp.h>
 
 #include <framegate/wire.h>
 
+#include "eal_quick.h"
 #include "mapfile.h"
 
 /* Exit codes. */
-enum { AUD_EXIT_CLEAN = 0, AUD_EXIT_FOUND = 1, AUD_EXIT_USAGE = 2 };
+enum {
+	AUD_EXIT_CLEAN = 0,
+	AUD_EXIT_FOUND = 1,     /* a cross-tenant delivery or a wrong checksum */
+	AUD_EXIT_USAGE = 2,
+	AUD_EXIT_INPUT = 3,     /* no audit: a file unreadable or refused, no memory */
+};
 
 /* Findings printed one by one (on stderr) before the report. */
 #define AUD_SHOW_MAX 10
 #define AUD_TOP 10
+/* Smallest rte_hash (one bucket). */
+#define AUD_IDX_MIN 8u
 /* Largest copy read (pcap's largest snapshot length). */
 #define AUD_PKT_MAX 262144
 
@@ -74,13 +89,32 @@ usage(FILE *f)
 		"  --json            one JSON object with the counts instead\n"
 		"  --help            this text\n"
 		"\n"
-		"Exit status: 0 no cross-tenant delivery and no wrong checksum; 1 any of\n"
-		"them, or a file that cannot be read or a mapping file the ownership\n"
-		"rules refuse (the message names the file and line); 2 usage error.\n",
+		"Exit status:\n"
+		"  0  no cross-tenant delivery and no wrong checksum\n"
+		"  1  a cross-tenant delivery or a wrong checksum (only these)\n"
+		"  2  usage error\n"
+		"  3  no audit: a file that cannot be read, a capture that is not\n"
+		"     Ethernet, a mapping file line that does not parse or that the\n"
+		"     ownership rules refuse (the message names the file, and the line),\n"
+		"     or DPDK could not start or hold the model\n",
 		prog, AUD_TOP, AUD_SHOW_MAX);
 }
 
-/* ---- growable arrays and a 64-bit-keyed map ------------------------------ */
+/* ---- growable arrays and 64-bit-keyed indexes ---------------------------- */
+
+/*
+ * DPDK memory (MiB, no hugepages) for the indexes of a mapping file of
+ * `lines` lines: three indexes with room for every line, and the claimed
+ * tenants' index, take about 150 bytes a line (189 MiB for 1.3 million
+ * lines). This gives more than three times that, for fragmentation and the
+ * claimed tenants' index growing. Without hugepages it is only reserved:
+ * what is not allocated is never touched.
+ */
+static unsigned int
+aud_eal_mb(uint64_t lines)
+{
+	return (unsigned int)RTE_MIN(256 + lines / 2000, (uint64_t)UINT32_MAX);
+}
 
 /* Append one zeroed element to *arr (n elements, room for *cap). */
 static void *
@@ -101,120 +135,69 @@ vec_push(void *arr, size_t *n, size_t *cap, size_t size)
 	return (char *)*a + (*n)++ * size;
 }
 
-/* Open addressing with linear probing; deleted slots are tombstones. */
-enum { SLOT_EMPTY, SLOT_USED, SLOT_DELETED };
-
-struct map {
-	uint64_t *keys;
-	uint32_t *vals;
-	uint8_t *state;
-	size_t cap;           /* a power of two, or 0 */
-	size_t used, filled;  /* filled: used + tombstones */
-};
-
-static inline uint64_t
-mix64(uint64_t z)
+/*
+ * Indexes from a 64-bit key (a tenant, sink or device id) to an array
+ * position: DPDK's rte_hash, the table the router itself uses, single-threaded
+ * here. An rte_hash does not grow, so each is created with room for every key
+ * it can hold at once; with the extendable bucket table that room is
+ * guaranteed, and a full table says -ENOSPC. Keys of 8 bytes would be
+ * compared with memcmp(); idx_key_cmp() compares them as one word.
+ */
+static int
+idx_key_cmp(const void *a, const void *b, size_t len __rte_unused)
 {
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	uint64_t x, y;
+
+	memcpy(&x, a, sizeof(x));
+	memcpy(&y, b, sizeof(y));
+	return x != y;
 }
 
-static size_t
-map_find(const struct map *m, uint64_t key)
+static struct rte_hash *
+idx_create(const char *what, uint32_t entries)
 {
-	size_t i;
+	static unsigned int seq;
+	char name[RTE_HASH_NAMESIZE];
+	struct rte_hash_parameters p = {
+		.name = name,
+		.entries = RTE_MAX(entries, AUD_IDX_MIN),
+		.key_len = sizeof(uint64_t),
+		.hash_func = rte_hash_crc,
+		.hash_func_init_val = 0,
+		.socket_id = SOCKET_ID_ANY,
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+	struct rte_hash *h;
 
-	if (m->cap == 0)
-		return SIZE_MAX;
-	for (i = mix64(key) & (m->cap - 1); m->state[i] != SLOT_EMPTY;
-	     i = (i + 1) & (m->cap - 1))
-		if (m->state[i] == SLOT_USED && m->keys[i] == key)
-			return i;
-	return SIZE_MAX;
+	snprintf(name, sizeof(name), "aud_%.12s_%u", what, seq++);
+	h = rte_hash_create(&p);
+	if (h != NULL)
+		rte_hash_set_cmp_func(h, idx_key_cmp);
+	return h;
 }
 
 static bool
-map_get(const struct map *m, uint64_t key, uint32_t *val)
+idx_get(const struct rte_hash *h, uint64_t key, uint32_t *val)
 {
-	size_t i = map_find(m, key);
+	void *data;
 
-	if (i == SIZE_MAX)
+	if (rte_hash_lookup_data(h, &key, &data) < 0)
 		return false;
-	*val = m->vals[i];
+	*val = (uint32_t)(uintptr_t)data;
 	return true;
 }
 
-static int map_put(struct map *m, uint64_t key, uint32_t val);
-
+/* Insert or replace: 0, or -ENOSPC when the table is full. */
 static int
-map_grow(struct map *m)
+idx_put(struct rte_hash *h, uint64_t key, uint32_t val)
 {
-	struct map n = { 0 };
-
-	n.cap = m->cap ? m->cap : 1024;
-	while (n.cap < 4 * (m->used + 1))
-		n.cap *= 2;
-	n.keys = malloc(n.cap * sizeof(*n.keys));
-	n.vals = malloc(n.cap * sizeof(*n.vals));
-	n.state = calloc(n.cap, 1);
-	if (n.keys == NULL || n.vals == NULL || n.state == NULL) {
-		free(n.keys);
-		free(n.vals);
-		free(n.state);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->state[i] == SLOT_USED)
-			map_put(&n, m->keys[i], m->vals[i]);
-	free(m->keys);
-	free(m->vals);
-	free(m->state);
-	*m = n;
-	return 0;
-}
-
-/* Insert or replace. */
-static int
-map_put(struct map *m, uint64_t key, uint32_t val)
-{
-	size_t i = map_find(m, key);
-
-	if (i != SIZE_MAX) {
-		m->vals[i] = val;
-		return 0;
-	}
-	if (2 * (m->filled + 1) > m->cap && map_grow(m) != 0)
-		return -ENOMEM;
-	for (i = mix64(key) & (m->cap - 1); m->state[i] == SLOT_USED;
-	     i = (i + 1) & (m->cap - 1))
-		;
-	m->filled += m->state[i] == SLOT_EMPTY;
-	m->state[i] = SLOT_USED;
-	m->keys[i] = key;
-	m->vals[i] = val;
-	m->used++;
-	return 0;
+	return rte_hash_add_key_data(h, &key, (void *)(uintptr_t)val);
 }
 
 static void
-map_del(struct map *m, uint64_t key)
+idx_del(struct rte_hash *h, uint64_t key)
 {
-	size_t i = map_find(m, key);
-
-	if (i != SIZE_MAX) {
-		m->state[i] = SLOT_DELETED;
-		m->used--;
-	}
-}
-
-static void
-map_free(struct map *m)
-{
-	free(m->keys);
-	free(m->vals);
-	free(m->state);
-	memset(m, 0, sizeof(*m));
+	rte_hash_del_key(h, &key);
 }
 
 /* ---- the model of the mapping file --------------------------------------- */
@@ -259,9 +242,9 @@ struct model {
 	size_t n_sink, cap_sink;
 	struct a_device *device;
 	size_t n_device, cap_device;
-	struct map tenants;       /* tenant id -> index */
-	struct map sinks;         /* sink id -> index */
-	struct map devices;       /* device id -> index */
+	struct rte_hash *tenants; /* tenant id -> index */
+	struct rte_hash *sinks;   /* sink id -> index */
+	struct rte_hash *devices; /* device id -> index */
 	struct a_endpoint *ep;    /* live sinks, sorted; built at the end */
 	size_t n_ep;
 	char why[256];            /* the last refusal */
@@ -283,7 +266,7 @@ tenant_get(struct model *m, uint32_t id)
 {
 	uint32_t i;
 
-	return map_get(&m->tenants, id, &i) ? &m->tenant[i] : NULL;
+	return idx_get(m->tenants, id, &i) ? &m->tenant[i] : NULL;
 }
 
 static struct a_sink *
@@ -291,7 +274,7 @@ sink_get(struct model *m, uint32_t id)
 {
 	uint32_t i;
 
-	return map_get(&m->sinks, id, &i) ? &m->sink[i] : NULL;
+	return idx_get(m->sinks, id, &i) ? &m->sink[i] : NULL;
 }
 
 static struct a_device *
@@ -299,7 +282,7 @@ device_get(struct model *m, uint64_t id)
 {
 	uint32_t i;
 
-	return map_get(&m->devices, id, &i) ? &m->device[i] : NULL;
+	return idx_get(m->devices, id, &i) ? &m->device[i] : NULL;
 }
 
 /* Resolve a mapping's sink ids for tenant into out (sink indexes). */
@@ -314,7 +297,7 @@ sinks_check(struct model *m, uint32_t tenant, uint64_t device,
 			if (ids[k] == ids[i])
 				return refuse(m, "device 0x%016" PRIx64 ": sink %" PRIu32 " is listed twice",
 					      device, ids[i]);
-		if (!map_get(&m->sinks, ids[i], &idx))
+		if (!idx_get(m->sinks, ids[i], &idx))
 			return refuse(m, "device 0x%016" PRIx64 ": sink %" PRIu32 " does not exist",
 				      device, ids[i]);
 		if (m->sink[idx].tenant != tenant)
@@ -340,7 +323,7 @@ op_tenant(struct model *m, const struct fg_tenant_spec *s)
 	if (tenant_get(m, s->tenant_id) != NULL)
 		return refuse(m, "tenant %" PRIu32 " already exists", s->tenant_id);
 	t = vec_push(&m->tenant, &m->n_tenant, &m->cap_tenant, sizeof(*t));
-	if (t == NULL || map_put(&m->tenants, s->tenant_id, (uint32_t)(m->n_tenant - 1)))
+	if (t == NULL || idx_put(m->tenants, s->tenant_id, (uint32_t)(m->n_tenant - 1)))
 		return refuse(m, "out of memory");
 	t->id = s->tenant_id;
 	t->max_devices = s->max_devices;
@@ -361,7 +344,7 @@ op_sink(struct model *m, const struct fg_sink_spec *s)
 			      s->sink_id, s->tenant_id);
 	t->n_sinks++;
 	k = vec_push(&m->sink, &m->n_sink, &m->cap_sink, sizeof(*k));
-	if (k == NULL || map_put(&m->sinks, s->sink_id, (uint32_t)(m->n_sink - 1)))
+	if (k == NULL || idx_put(m->sinks, s->sink_id, (uint32_t)(m->n_sink - 1)))
 		return refuse(m, "out of memory");
 	k->id = s->sink_id;
 	k->tenant = s->tenant_id;
@@ -396,7 +379,7 @@ op_device(struct model *m, const struct fg_device_spec *s)
 	if (cur == NULL) {
 		cur = vec_push(&m->device, &m->n_device, &m->cap_device, sizeof(*cur));
 		if (cur == NULL ||
-		    map_put(&m->devices, s->device_id, (uint32_t)(m->n_device - 1)))
+		    idx_put(m->devices, s->device_id, (uint32_t)(m->n_device - 1)))
 			return refuse(m, "out of memory");
 		t->n_devices++;
 	} else {
@@ -458,7 +441,7 @@ op_del_device(struct model *m, uint32_t tenant, uint64_t device)
 			      device, tenant);
 	sink_refs(m, cur, -1);
 	tenant_get(m, tenant)->n_devices--;
-	map_del(&m->devices, device);
+	idx_del(m->devices, device);
 	return 0;
 }
 
@@ -474,7 +457,7 @@ op_del_sink(struct model *m, uint32_t id)
 			      id, k->refs);
 	tenant_get(m, k->tenant)->n_sinks--;
 	k->live = false;
-	map_del(&m->sinks, id);
+	idx_del(m->sinks, id);
 	return 0;
 }
 
@@ -488,7 +471,7 @@ op_del_tenant(struct model *m, uint32_t id)
 	if (t->n_devices != 0 || t->n_sinks != 0)
 		return refuse(m, "tenant %" PRIu32 " is in use: it still holds %" PRIu32 " devices and %" PRIu32 " sinks",
 			      id, t->n_devices, t->n_sinks);
-	map_del(&m->tenants, id);
+	idx_del(m->tenants, id);
 	return 0;
 }
 
@@ -597,9 +580,64 @@ model_free(struct model *m)
 	free(m->sink);
 	free(m->device);
 	free(m->ep);
-	map_free(&m->tenants);
-	map_free(&m->sinks);
-	map_free(&m->devices);
+	rte_hash_free(m->tenants);
+	rte_hash_free(m->sinks);
+	rte_hash_free(m->devices);
+}
+
+/*
+ * The lines of the mapping file, read once before the model is built: each
+ * line adds at most one tenant, sink or device, so no index of the model
+ * ever holds more keys than that.
+ */
+static int
+count_lines(const char *path, uint64_t *lines)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(path, "r");
+	uint64_t n = 0;
+	char last = '\n';
+	size_t len;
+	int ret = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror(errno));
+		return -1;
+	}
+	while ((len = fread(buf, 1, sizeof(buf), f)) > 0) {
+		for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++)
+			n++;
+		last = buf[len - 1];
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "%s: %s: read error: %s\n", prog, path, strerror(errno));
+		ret = -1;
+	}
+	fclose(f);
+	*lines = n + (last != '\n');
+	return ret;
+}
+
+/* Empty indexes with room for a file of `lines` lines. */
+static int
+model_init(struct model *m, const char *path, uint64_t lines)
+{
+	uint32_t room = (uint32_t)RTE_MIN(lines, (uint64_t)RTE_HASH_ENTRIES_MAX);
+
+	if (lines > RTE_HASH_ENTRIES_MAX) {
+		fprintf(stderr, "%s: %s: %" PRIu64 " lines, more than the %u this tool can index\n",
+			prog, path, lines, (unsigned int)RTE_HASH_ENTRIES_MAX);
+		return -1;
+	}
+	m->tenants = idx_create("tenants", room);
+	m->sinks = idx_create("sinks", room);
+	m->devices = idx_create("devices", room);
+	if (m->tenants == NULL || m->sinks == NULL || m->devices == NULL) {
+		fprintf(stderr, "%s: %s: no memory to index %" PRIu64 " lines: %s\n",
+			prog, path, lines, rte_strerror(rte_errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -669,7 +707,8 @@ struct audit {
 	uint64_t shown;
 	struct t_count *per_tenant;
 	size_t n_per_tenant, cap_per_tenant;
-	struct map per_tenant_idx;        /* tenant -> index */
+	struct rte_hash *per_tenant_idx;  /* tenant -> index */
+	uint32_t per_tenant_room;         /* keys per_tenant_idx can hold */
 	bool json;
 	const char *capture;
 };
@@ -693,19 +732,50 @@ finding(struct audit *a, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * The index of claimed tenants starts with room for the mapping file's
+ * tenants; a capture may claim any others, so it is rebuilt twice as large
+ * when full.
+ */
+static int
+per_tenant_init(struct audit *a, uint32_t room)
+{
+	struct rte_hash *h;
+
+	room = RTE_MAX(room, AUD_IDX_MIN);
+	if (room > RTE_HASH_ENTRIES_MAX)
+		return -ENOMEM;
+	h = idx_create("per_tenant", room);
+	if (h == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < a->n_per_tenant; i++) {
+		if (idx_put(h, a->per_tenant[i].tenant, (uint32_t)i) != 0) {
+			rte_hash_free(h);
+			return -ENOMEM;
+		}
+	}
+	rte_hash_free(a->per_tenant_idx);
+	a->per_tenant_idx = h;
+	a->per_tenant_room = room;
+	return 0;
+}
+
 static int
 count_tenant(struct audit *a, uint32_t tenant)
 {
 	struct t_count *c;
 	uint32_t i;
 
-	if (map_get(&a->per_tenant_idx, tenant, &i)) {
+	if (idx_get(a->per_tenant_idx, tenant, &i)) {
 		a->per_tenant[i].copies++;
 		return 0;
 	}
+	if (a->n_per_tenant >= a->per_tenant_room &&
+	    per_tenant_init(a, 2 * a->per_tenant_room) != 0)
+		return -ENOMEM;
 	c = vec_push(&a->per_tenant, &a->n_per_tenant, &a->cap_per_tenant, sizeof(*c));
 	if (c == NULL ||
-	    map_put(&a->per_tenant_idx, tenant, (uint32_t)(a->n_per_tenant - 1)) != 0)
+	    idx_put(a->per_tenant_idx, tenant, (uint32_t)(a->n_per_tenant - 1)) != 0)
 		return -ENOMEM;
 	c->tenant = tenant;
 	c->copies = 1;
@@ -934,7 +1004,7 @@ report(const struct audit *a, const struct model *m, const char *mappings)
 		return;
 	}
 	printf("mappings: %s (final state: %zu sinks, %zu devices)\n", mappings,
-	       m->n_ep, m->devices.used);
+	       m->n_ep, (size_t)rte_hash_count(m->devices));
 	printf("capture: %s\n", a->capture);
 	printf("copies read: %" PRIu64 " (IPv4 %" PRIu64 ", IPv6 %" PRIu64 ")\n",
 	       a->copies, a->ipv4, a->ipv6);
@@ -971,6 +1041,8 @@ main(int argc, char **argv)
 	char errbuf[PCAP_ERRBUF_SIZE];
 	struct pcap_pkthdr *h;
 	const u_char *data;
+	uint64_t lines;
+	cpu_set_t cpus;
 	pcap_t *pc;
 	int opt, ret;
 
@@ -998,9 +1070,23 @@ main(int argc, char **argv)
 		return AUD_EXIT_USAGE;
 	}
 
-	if (load_mappings(&m, mappings) != 0) {
-		model_free(&m);
-		return AUD_EXIT_FOUND;
+	/* Room for the model first: the indexes are sized from the line count,
+	 * and DPDK's memory from that. */
+	if (count_lines(mappings, &lines) != 0)
+		return AUD_EXIT_INPUT;
+	/* EAL pins this thread to one CPU; the tool uses no per-lcore state,
+	 * so it runs where it did before, like any other program. */
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0)
+		CPU_ZERO(&cpus);
+	if (fg_eal_quick_start("fgaudit", aud_eal_mb(lines)) != 0)
+		return AUD_EXIT_INPUT;
+	if (CPU_COUNT(&cpus) != 0)
+		sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (model_init(&m, mappings, lines) != 0 || load_mappings(&m, mappings) != 0)
+		goto input_error;
+	if (per_tenant_init(&a, (uint32_t)m.n_tenant) != 0) {
+		fprintf(stderr, "%s: %s: out of memory\n", prog, mappings);
+		goto input_error;
 	}
 	pc = pcap_open_offline(a.capture, errbuf);
 	if (pc == NULL) {
@@ -1009,15 +1095,13 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", prog, errbuf);
 		else
 			fprintf(stderr, "%s: %s: %s\n", prog, a.capture, errbuf);
-		model_free(&m);
-		return AUD_EXIT_FOUND;
+		goto input_error;
 	}
 	if (pcap_datalink(pc) != DLT_EN10MB) {
 		fprintf(stderr, "%s: %s: link type %s, not Ethernet\n", prog, a.capture,
 			pcap_datalink_val_to_name(pcap_datalink(pc)));
 		pcap_close(pc);
-		model_free(&m);
-		return AUD_EXIT_FOUND;
+		goto input_error;
 	}
 	while ((ret = pcap_next_ex(pc, &h, &data)) == 1) {
 		uint32_t len = RTE_MIN(h->caplen, (uint32_t)sizeof(pkt));
@@ -1032,11 +1116,8 @@ main(int argc, char **argv)
 		else
 			fprintf(stderr, "%s: %s: after %" PRIu64 " copies: %s\n", prog,
 				a.capture, a.copies, pcap_geterr(pc));
-		free(a.per_tenant);
-		map_free(&a.per_tenant_idx);
 		pcap_close(pc);
-		model_free(&m);
-		return AUD_EXIT_FOUND;
+		goto input_error;
 	}
 	pcap_close(pc);
 
@@ -1045,7 +1126,14 @@ main(int argc, char **argv)
 	ret = a.cross == 0 && a.ipv4_cksum_bad == 0 && a.udp_cksum_bad == 0
 		? AUD_EXIT_CLEAN : AUD_EXIT_FOUND;
 	free(a.per_tenant);
-	map_free(&a.per_tenant_idx);
+	rte_hash_free(a.per_tenant_idx);
 	model_free(&m);
 	return ret;
+
+input_error:
+	/* Not a finding: the audit could not be done. */
+	free(a.per_tenant);
+	rte_hash_free(a.per_tenant_idx);
+	model_free(&m);
+	return AUD_EXIT_INPUT;
 }

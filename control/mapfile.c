@@ -360,6 +360,68 @@ fg_op_apply(struct fg_ownership *o, const struct fg_op *op, struct fg_err *err)
 	return fg_bad(err, "unknown operation kind %d", (int)op->kind);
 }
 
+int
+fg_op_check(struct fg_ownership *o, struct fg_txn *x, const struct fg_op *op,
+	    struct fg_err *err)
+{
+	switch (op->kind) {
+	case FG_OP_TENANT:
+		return fg_tenant_add_check(o, x, &op->tenant, err);
+	case FG_OP_SINK:
+		return fg_sink_add_check(o, x, &op->sink, err);
+	case FG_OP_DEVICE:
+		return fg_device_put_check(o, x, &op->device, err);
+	case FG_OP_MOVE:
+		return fg_device_move_check(o, x, &op->move, err);
+	case FG_OP_DEL_DEVICE:
+		return fg_device_del_check(o, x, op->del_device.tenant_id,
+					   op->del_device.device_id, err);
+	case FG_OP_DEL_SINK:
+		return fg_sink_del_check(o, x, op->id, err);
+	case FG_OP_SUSPEND:
+		return fg_tenant_set_suspended_check(o, x, op->id, true, err);
+	case FG_OP_RESUME:
+		return fg_tenant_set_suspended_check(o, x, op->id, false, err);
+	case FG_OP_DEL_TENANT:
+		return fg_tenant_del_check(o, x, op->id, err);
+	}
+	return fg_bad(err, "unknown operation kind %d", (int)op->kind);
+}
+
+int
+fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
+		 size_t *failed, struct fg_err *err)
+{
+	struct fg_txn *x = fg_txn_begin(o, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
+	int ret = 0;
+
+	if (x == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory for a transaction of %zu operations", n);
+	for (size_t i = 0; i < n; i++) {
+		ret = fg_op_check(o, x, &ops[i], err);
+		if (ret < 0) {
+			if (failed != NULL)
+				*failed = i;
+			fg_txn_free(x);
+			return ret;
+		}
+	}
+	fg_txn_free(x);
+	/* Every operation passed its check on the state the earlier ones
+	 * produce: applying them in order is accepted. */
+	for (size_t i = 0; i < n; i++) {
+		ret = fg_op_apply(o, &ops[i], err);
+		if (ret < 0) {
+			/* Only an allocation can fail here. */
+			if (failed != NULL)
+				*failed = i;
+			break;
+		}
+	}
+	fg_tables_sync(fg_ownership_tables(o));
+	return ret;
+}
+
 static int
 fg_blank(const char *s, size_t n)
 {
@@ -428,14 +490,11 @@ fg_mapfile_load(struct fg_ownership *o, const char *path,
 		lineno = 0;
 		goto fail;
 	}
-	for (size_t i = 0; i < n; i++) {
-		ret = fg_op_apply(o, &ops[i], err);
-		if (ret < 0) {
-			lineno = lines[i];
-			break;
-		}
-	}
-	fg_tables_sync(fg_ownership_tables(o));
+	size_t bad = 0;
+
+	ret = fg_ops_apply_all(o, ops, n, &bad, err);
+	if (ret < 0)
+		lineno = lines[bad];
 fail:
 	if (ret < 0 && lineno != 0)
 		fg_err_prefix(err, "%s:%lu: ", path, lineno);

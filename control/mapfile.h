@@ -49,14 +49,23 @@ int fg_op_parse(const char *line, size_t len, struct fg_op *op,
 int fg_op_apply(struct fg_ownership *o, const struct fg_op *op,
 		struct fg_err *err);
 
+/* Check a decoded operation within a transaction (see ownership.h). */
+int fg_op_check(struct fg_ownership *o, struct fg_txn *x, const struct fg_op *op,
+		struct fg_err *err);
+
+/* Apply ops[0..n) as one transaction: all are checked first, against the
+ * state the earlier ones produce; on any refusal nothing is applied and
+ * *failed (if not NULL) is the index of the refused op. The tables are
+ * synchronised at the end (ack means enforced). */
+int fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
+		     size_t *failed, struct fg_err *err);
+
 /*
- * Load a mapping file: every line is decoded before anything is applied, so a
- * malformed line applies nothing. Then the operations are applied in order
- * and the tables synchronised. An operation the ownership rules refuse stops
- * the load at its line; the operations before it stay applied (making the
- * whole file one transaction is the control plane's `load`, still to come).
- * On failure returns -errno and err says "FILE:LINE: reason"; *failed_line
- * (if not NULL) is the 1-based line. Blank lines are skipped.
+ * Load a mapping file as one transaction (SPEC 4): every line is decoded and
+ * every operation checked against the state the earlier ones produce before
+ * anything is applied; a malformed line or a refused operation applies
+ * nothing. On failure returns -errno and err says "FILE:LINE: reason";
+ * *failed_line (if not NULL) is the 1-based line. Blank lines are skipped.
  */
 int fg_mapfile_load(struct fg_ownership *o, const char *path,
 		    unsigned long *failed_line, struct fg_err *err);

@@ -144,26 +144,507 @@ fg_tenant_device_count(const struct fg_ownership *o, uint32_t tenant_id)
 	return tn ? o->tenant_devices[tn->slot] : 0;
 }
 
-/* ---- tenants ---------------------------------------------------------- */
+/* ---- views: the facts the checks read ---------------------------------- */
+
+/*
+ * Every check reads the state through views. Outside a transaction a view is
+ * read from the tables and the bookkeeping; inside one (struct fg_txn), the
+ * views of what earlier operations of the transaction changed are kept in an
+ * overlay and read first, so that a whole file is checked against the state
+ * it would produce, without publishing anything.
+ */
+struct fg_tenant_view {
+	bool exists, suspended;
+	uint32_t max_devices, n_devices, n_sinks;
+};
+
+struct fg_sink_view {
+	bool exists;
+	uint32_t tenant_id, refs;
+};
+
+struct fg_device_view {
+	uint32_t owner;                  /* 0: no tenant holds the device */
+	uint32_t epoch;
+	bool has_key;
+	uint8_t key[FG_AUTH_KEY_LEN];
+	uint8_t n_sinks;
+	uint32_t sinks[FG_MAX_SINKS];
+};
+
+struct fg_txn {
+	struct fg_ownership *o;
+	struct rte_hash *tenants;        /* uint32_t -> struct fg_tenant_view * */
+	struct rte_hash *sinks;          /* uint32_t -> struct fg_sink_view * */
+	struct rte_hash *devices;        /* uint64_t -> struct fg_device_view * */
+	int64_t tenant_net, sink_net, device_net;   /* entries added - removed */
+};
+
+static struct fg_tenant_view
+fg_tenant_base(const struct fg_ownership *o, uint32_t id)
+{
+	const struct fg_tenant *e = fg_tables_tenant(o->t, id);
+	struct fg_tenant_view v = { 0 };
+
+	if (e != NULL) {
+		v.exists = true;
+		v.suspended = e->suspended;
+		v.max_devices = e->max_devices;
+		v.n_devices = o->tenant_devices[e->slot];
+		v.n_sinks = o->tenant_sinks[e->slot];
+	}
+	return v;
+}
+
+static struct fg_sink_view
+fg_sink_base(const struct fg_ownership *o, uint32_t id)
+{
+	const struct fg_sink *e = fg_tables_sink(o->t, id);
+	struct fg_sink_view v = { 0 };
+
+	if (e != NULL) {
+		v.exists = true;
+		v.tenant_id = e->tenant_id;
+		v.refs = o->sink_refs[e->slot];
+	}
+	return v;
+}
+
+static struct fg_device_view
+fg_device_base(const struct fg_ownership *o, uint64_t id)
+{
+	struct fg_device_view v = { 0 };
+	const struct fg_device *d;
+
+	v.owner = fg_device_owner(o, id);
+	d = v.owner ? fg_tables_device(o->t, v.owner, id) : NULL;
+	if (d != NULL) {
+		v.epoch = d->epoch;
+		v.has_key = d->has_key;
+		memcpy(v.key, d->key, sizeof(v.key));
+		v.n_sinks = d->n_sinks;
+		for (unsigned int i = 0; i < d->n_sinks; i++)
+			v.sinks[i] = d->sinks[i]->sink_id;
+	}
+	return v;
+}
+
+/* Read a view: the transaction's overlay first, then the tables. */
+#define FG_VIEW_GET(kind, idtype)                                               \
+static struct fg_##kind##_view                                                  \
+fg_##kind##_view(const struct fg_ownership *o, const struct fg_txn *x,         \
+		 idtype id)                                                     \
+{                                                                               \
+	void *p;                                                                \
+                                                                                \
+	if (x != NULL && rte_hash_lookup_data(x->kind##s, &id, &p) >= 0)        \
+		return *(struct fg_##kind##_view *)p;                           \
+	return fg_##kind##_base(o, id);                                         \
+}                                                                               \
+                                                                                \
+/* Record a view in the transaction (a no-op outside one). */                  \
+static int                                                                      \
+fg_##kind##_view_set(struct fg_txn *x, idtype id,                              \
+		     const struct fg_##kind##_view *v)                          \
+{                                                                               \
+	void *p;                                                                \
+                                                                                \
+	if (x == NULL)                                                          \
+		return 0;                                                       \
+	if (rte_hash_lookup_data(x->kind##s, &id, &p) < 0) {                    \
+		p = malloc(sizeof(*v));                                         \
+		if (p == NULL || rte_hash_add_key_data(x->kind##s, &id, p) < 0) { \
+			free(p);                                                \
+			return -ENOMEM;                                         \
+		}                                                               \
+	}                                                                       \
+	memcpy(p, v, sizeof(*v));                                               \
+	return 0;                                                               \
+}
+
+FG_VIEW_GET(tenant, uint32_t)
+FG_VIEW_GET(sink, uint32_t)
+FG_VIEW_GET(device, uint64_t)
+
+static struct rte_hash *
+fg_txn_hash(const char *what, uint32_t entries, uint32_t key_len)
+{
+	static unsigned int seq;
+	char name[RTE_HASH_NAMESIZE];
+
+	snprintf(name, sizeof(name), "fgtx%u_%s", seq++, what);
+	return rte_hash_create(&(struct rte_hash_parameters){
+		.name = name,
+		.entries = entries < 64 ? 64 : entries + entries / 8,
+		.key_len = key_len,
+		.hash_func = rte_hash_crc,
+		.socket_id = SOCKET_ID_ANY,
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	});
+}
+
+struct fg_txn *
+fg_txn_begin(struct fg_ownership *o, uint32_t max_ops)
+{
+	struct fg_txn *x = calloc(1, sizeof(*x));
+
+	if (x == NULL)
+		goto nomem;
+	x->o = o;
+	/* One operation touches at most two tenants, eight sinks and a
+	 * device; each kind is also bounded by its table's size. */
+	x->tenants = fg_txn_hash("t", RTE_MIN(2 * max_ops, o->t->cfg.max_tenants * 2),
+				 sizeof(uint32_t));
+	x->sinks = fg_txn_hash("s", RTE_MIN(FG_MAX_SINKS * 2 * max_ops, o->t->cfg.max_sinks * 2),
+			       sizeof(uint32_t));
+	x->devices = fg_txn_hash("d", max_ops, sizeof(uint64_t));
+	if (x->tenants == NULL || x->sinks == NULL || x->devices == NULL)
+		goto nomem;
+	return x;
+nomem:
+	fg_txn_free(x);
+	rte_errno = ENOMEM;
+	return NULL;
+}
+
+static void
+fg_txn_hash_free(struct rte_hash *h)
+{
+	const void *key;
+	void *data;
+	uint32_t next = 0;
+
+	if (h == NULL)
+		return;
+	while (rte_hash_iterate(h, &key, &data, &next) >= 0)
+		free(data);
+	rte_hash_free(h);
+}
+
+void
+fg_txn_free(struct fg_txn *x)
+{
+	if (x == NULL)
+		return;
+	fg_txn_hash_free(x->tenants);
+	fg_txn_hash_free(x->sinks);
+	fg_txn_hash_free(x->devices);
+	free(x);
+}
+
+static int
+fg_txn_nomem(struct fg_err *err)
+{
+	return fg_fail(err, ENOMEM, "out of memory while checking the transaction");
+}
+
+/* ---- checks: one per operation, on views ---------------------------------- */
 
 int
-fg_tenant_add(struct fg_ownership *o, const struct fg_tenant_spec *s,
-	      struct fg_err *err)
+fg_tenant_add_check(struct fg_ownership *o, struct fg_txn *x,
+		    const struct fg_tenant_spec *s, struct fg_err *err)
 {
-	struct fg_tenant *e;
-	int ret;
+	struct fg_tenant_view v;
 
 	if (s->tenant_id == 0)
 		return fg_fail(err, EINVAL, "tenant id 0 is reserved");
 	if (s->name != NULL && strlen(s->name) >= FG_TENANT_NAME_MAX)
 		return fg_fail(err, EINVAL, "tenant %" PRIu32 ": name longer than %d bytes",
 			       s->tenant_id, FG_TENANT_NAME_MAX - 1);
-	if (fg_tables_tenant(o->t, s->tenant_id) != NULL)
+	v = fg_tenant_view(o, x, s->tenant_id);
+	if (v.exists)
 		return fg_fail(err, EEXIST, "tenant %" PRIu32 " already exists",
 			       s->tenant_id);
-	if (o->tenant_slots.count == 0)
+	if ((int64_t)o->tenant_slots.count - (x ? x->tenant_net : 0) <= 0)
 		return fg_fail(err, ENOSPC, "tenant %" PRIu32 ": the tenant directory is full (%" PRIu32 " tenants)",
 			       s->tenant_id, o->t->cfg.max_tenants);
+	v = (struct fg_tenant_view){ .exists = true, .max_devices = s->max_devices };
+	if (fg_tenant_view_set(x, s->tenant_id, &v))
+		return fg_txn_nomem(err);
+	if (x)
+		x->tenant_net++;
+	return 0;
+}
+
+int
+fg_tenant_set_suspended_check(struct fg_ownership *o, struct fg_txn *x,
+			      uint32_t tenant_id, bool suspended, struct fg_err *err)
+{
+	struct fg_tenant_view v = fg_tenant_view(o, x, tenant_id);
+
+	if (!v.exists)
+		return fg_fail(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant_id);
+	v.suspended = suspended;
+	return fg_tenant_view_set(x, tenant_id, &v) ? fg_txn_nomem(err) : 0;
+}
+
+int
+fg_tenant_del_check(struct fg_ownership *o, struct fg_txn *x, uint32_t tenant_id,
+		    struct fg_err *err)
+{
+	struct fg_tenant_view v = fg_tenant_view(o, x, tenant_id);
+
+	if (!v.exists)
+		return fg_fail(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant_id);
+	if (v.n_devices != 0 || v.n_sinks != 0)
+		return fg_fail(err, EBUSY, "tenant %" PRIu32 " is in use: it still holds %" PRIu32 " devices and %" PRIu32 " sinks",
+			       tenant_id, v.n_devices, v.n_sinks);
+	v = (struct fg_tenant_view){ .exists = false };
+	if (fg_tenant_view_set(x, tenant_id, &v))
+		return fg_txn_nomem(err);
+	if (x)
+		x->tenant_net--;
+	return 0;
+}
+
+int
+fg_sink_add_check(struct fg_ownership *o, struct fg_txn *x,
+		  const struct fg_sink_spec *s, struct fg_err *err)
+{
+	struct fg_sink_view v;
+	struct fg_tenant_view tv;
+
+	if (s->sink_id == 0)
+		return fg_fail(err, EINVAL, "sink id 0 is reserved");
+	if (s->family != AF_INET && s->family != AF_INET6)
+		return fg_fail(err, EINVAL, "sink %" PRIu32 ": address family must be IPv4 or IPv6",
+			       s->sink_id);
+	if (s->port == 0)
+		return fg_fail(err, EINVAL, "sink %" PRIu32 ": UDP port 0 is not a destination",
+			       s->sink_id);
+	v = fg_sink_view(o, x, s->sink_id);
+	if (v.exists)
+		return fg_fail(err, EEXIST, "sink %" PRIu32 " already exists (owned by tenant %" PRIu32 ")",
+			       s->sink_id, v.tenant_id);
+	tv = fg_tenant_view(o, x, s->tenant_id);
+	if (!tv.exists)
+		return fg_fail(err, ENOENT, "sink %" PRIu32 ": tenant %" PRIu32 " does not exist",
+			       s->sink_id, s->tenant_id);
+	if ((int64_t)o->sink_slots.count - (x ? x->sink_net : 0) <= 0)
+		return fg_fail(err, ENOSPC, "sink %" PRIu32 ": the sink table is full (%" PRIu32 " sinks)",
+			       s->sink_id, o->t->cfg.max_sinks);
+	v = (struct fg_sink_view){ .exists = true, .tenant_id = s->tenant_id };
+	tv.n_sinks++;
+	if (fg_sink_view_set(x, s->sink_id, &v) || fg_tenant_view_set(x, s->tenant_id, &tv))
+		return fg_txn_nomem(err);
+	if (x)
+		x->sink_net++;
+	return 0;
+}
+
+int
+fg_sink_del_check(struct fg_ownership *o, struct fg_txn *x, uint32_t sink_id,
+		  struct fg_err *err)
+{
+	struct fg_sink_view v = fg_sink_view(o, x, sink_id);
+	struct fg_tenant_view tv;
+
+	if (!v.exists)
+		return fg_fail(err, ENOENT, "sink %" PRIu32 " does not exist", sink_id);
+	if (v.refs != 0)
+		return fg_fail(err, EBUSY, "sink %" PRIu32 " is in use by %" PRIu32 " device mappings",
+			       sink_id, v.refs);
+	tv = fg_tenant_view(o, x, v.tenant_id);
+	if (tv.exists)
+		tv.n_sinks--;
+	v.exists = false;
+	if (fg_sink_view_set(x, sink_id, &v) ||
+	    (tv.exists && fg_tenant_view_set(x, v.tenant_id, &tv)))
+		return fg_txn_nomem(err);
+	if (x)
+		x->sink_net--;
+	return 0;
+}
+
+/* A mapping's sink list: 1 to 8 distinct sinks, all of tenant_id. */
+static int
+fg_check_sinks(struct fg_ownership *o, const struct fg_txn *x, uint32_t tenant_id,
+	       uint64_t device_id, const uint32_t *ids, uint8_t n, const char *what,
+	       struct fg_err *err)
+{
+	if (n == 0 || n > FG_MAX_SINKS)
+		return fg_fail(err, EINVAL, "%sdevice 0x%016" PRIx64 ": a mapping needs 1 to %d sinks, not %u",
+			       what, device_id, FG_MAX_SINKS, n);
+	for (uint8_t i = 0; i < n; i++) {
+		struct fg_sink_view v = fg_sink_view(o, x, ids[i]);
+
+		for (uint8_t j = 0; j < i; j++)
+			if (ids[j] == ids[i])
+				return fg_fail(err, EINVAL, "%sdevice 0x%016" PRIx64 ": sink %" PRIu32 " is listed twice",
+					       what, device_id, ids[i]);
+		if (!v.exists)
+			return fg_fail(err, ENOENT, "%sdevice 0x%016" PRIx64 ": sink %" PRIu32 " does not exist",
+				       what, device_id, ids[i]);
+		if (v.tenant_id != tenant_id)
+			return fg_fail(err, EXDEV, "%sdevice 0x%016" PRIx64 ": sink %" PRIu32 " belongs to tenant %" PRIu32 ", not to tenant %" PRIu32 " (every sink of a mapping must belong to its tenant)",
+				       what, device_id, ids[i], v.tenant_id, tenant_id);
+	}
+	return 0;
+}
+
+/* Room for one more mapping in the tenant and in the device table. */
+static int
+fg_check_room(struct fg_ownership *o, const struct fg_txn *x, uint32_t tenant_id,
+	      const struct fg_tenant_view *tv, uint64_t device_id, const char *what,
+	      struct fg_err *err)
+{
+	if (tv->max_devices != 0 && tv->n_devices >= tv->max_devices)
+		return fg_fail(err, ENOSPC, "%sdevice 0x%016" PRIx64 ": tenant %" PRIu32 " already holds its max_devices (%" PRIu32 ") mappings",
+			       what, device_id, tenant_id, tv->max_devices);
+	if ((int64_t)rte_hash_count(o->owner) + (x ? x->device_net : 0) >=
+	    (int64_t)o->t->cfg.max_devices)
+		return fg_fail(err, ENOSPC, "%sdevice 0x%016" PRIx64 ": the device table is full (%" PRIu32 " mappings)",
+			       what, device_id, o->t->cfg.max_devices);
+	return 0;
+}
+
+/* Move the sink references of a mapping from `old` to `new` in the overlay. */
+static int
+fg_txn_refs(struct fg_ownership *o, struct fg_txn *x, const struct fg_device_view *old,
+	    const struct fg_device_view *new)
+{
+	if (x == NULL)
+		return 0;
+	for (unsigned int i = 0; old != NULL && i < old->n_sinks; i++) {
+		struct fg_sink_view v = fg_sink_view(o, x, old->sinks[i]);
+
+		v.refs--;
+		if (fg_sink_view_set(x, old->sinks[i], &v))
+			return -ENOMEM;
+	}
+	for (unsigned int i = 0; new != NULL && i < new->n_sinks; i++) {
+		struct fg_sink_view v = fg_sink_view(o, x, new->sinks[i]);
+
+		v.refs++;
+		if (fg_sink_view_set(x, new->sinks[i], &v))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int
+fg_device_put_check(struct fg_ownership *o, struct fg_txn *x,
+		    const struct fg_device_spec *s, struct fg_err *err)
+{
+	struct fg_tenant_view tv;
+	struct fg_device_view cur, nv;
+	int ret;
+
+	if (s->device_id == 0)
+		return fg_fail(err, EINVAL, "device id 0 is reserved");
+	tv = fg_tenant_view(o, x, s->tenant_id);
+	if (!tv.exists)
+		return fg_fail(err, ENOENT, "device 0x%016" PRIx64 ": tenant %" PRIu32 " does not exist",
+			       s->device_id, s->tenant_id);
+	cur = fg_device_view(o, x, s->device_id);
+	if (cur.owner != 0 && cur.owner != s->tenant_id)
+		return fg_fail(err, EEXIST, "device 0x%016" PRIx64 " is held by tenant %" PRIu32 "; a device has one owner (use move)",
+			       s->device_id, cur.owner);
+	if (cur.owner != 0 && s->epoch < cur.epoch)
+		return fg_fail(err, ERANGE, "device 0x%016" PRIx64 ": epoch %" PRIu32 " is lower than the current %" PRIu32 " (an epoch never decreases)",
+			       s->device_id, s->epoch, cur.epoch);
+	if (cur.owner == 0 &&
+	    (ret = fg_check_room(o, x, s->tenant_id, &tv, s->device_id, "", err)) < 0)
+		return ret;
+	ret = fg_check_sinks(o, x, s->tenant_id, s->device_id, s->sinks, s->n_sinks, "", err);
+	if (ret < 0 || x == NULL)
+		return ret;
+	nv = (struct fg_device_view){ .owner = s->tenant_id, .epoch = s->epoch,
+				      .has_key = s->has_key, .n_sinks = s->n_sinks };
+	memcpy(nv.key, s->key, sizeof(nv.key));
+	memcpy(nv.sinks, s->sinks, sizeof(nv.sinks));
+	if (fg_txn_refs(o, x, cur.owner ? &cur : NULL, &nv) ||
+	    fg_device_view_set(x, s->device_id, &nv))
+		return fg_txn_nomem(err);
+	if (cur.owner == 0) {
+		tv.n_devices++;
+		x->device_net++;
+		if (fg_tenant_view_set(x, s->tenant_id, &tv))
+			return fg_txn_nomem(err);
+	}
+	return 0;
+}
+
+int
+fg_device_del_check(struct fg_ownership *o, struct fg_txn *x, uint32_t tenant_id,
+		    uint64_t device_id, struct fg_err *err)
+{
+	struct fg_device_view cur = fg_device_view(o, x, device_id);
+	struct fg_tenant_view tv;
+
+	if (cur.owner != tenant_id || tenant_id == 0)
+		return fg_fail(err, ENOENT, "device 0x%016" PRIx64 " is not held by tenant %" PRIu32,
+			       device_id, tenant_id);
+	if (x == NULL)
+		return 0;
+	tv = fg_tenant_view(o, x, tenant_id);
+	tv.n_devices--;
+	x->device_net--;
+	if (fg_txn_refs(o, x, &cur, NULL) || fg_tenant_view_set(x, tenant_id, &tv) ||
+	    fg_device_view_set(x, device_id, &(struct fg_device_view){ .owner = 0 }))
+		return fg_txn_nomem(err);
+	return 0;
+}
+
+int
+fg_device_move_check(struct fg_ownership *o, struct fg_txn *x,
+		     const struct fg_move_spec *s, struct fg_err *err)
+{
+	struct fg_device_view cur = fg_device_view(o, x, s->device_id), nv;
+	struct fg_tenant_view from, to;
+	int ret;
+
+	/* Compare-and-swap: `from` must hold the device now. */
+	if (cur.owner == 0)
+		return fg_fail(err, ENOENT, "move of device 0x%016" PRIx64 ": no tenant holds it, not tenant %" PRIu32,
+			       s->device_id, s->from);
+	if (cur.owner != s->from)
+		return fg_fail(err, ESTALE, "move of device 0x%016" PRIx64 ": it is held by tenant %" PRIu32 ", not by tenant %" PRIu32,
+			       s->device_id, cur.owner, s->from);
+	if (s->to == s->from)
+		return fg_fail(err, EINVAL, "move of device 0x%016" PRIx64 ": from and to are both tenant %" PRIu32,
+			       s->device_id, s->to);
+	to = fg_tenant_view(o, x, s->to);
+	if (!to.exists)
+		return fg_fail(err, ENOENT, "move of device 0x%016" PRIx64 ": tenant %" PRIu32 " does not exist",
+			       s->device_id, s->to);
+	if (s->epoch <= cur.epoch)
+		return fg_fail(err, ERANGE, "move of device 0x%016" PRIx64 ": epoch %" PRIu32 " is not larger than the current %" PRIu32 " (a move must raise the epoch)",
+			       s->device_id, s->epoch, cur.epoch);
+	if (to.max_devices != 0 && to.n_devices >= to.max_devices)
+		return fg_fail(err, ENOSPC, "move of device 0x%016" PRIx64 ": tenant %" PRIu32 " already holds its max_devices (%" PRIu32 ") mappings",
+			       s->device_id, s->to, to.max_devices);
+	ret = fg_check_sinks(o, x, s->to, s->device_id, s->sinks, s->n_sinks, "move of ", err);
+	if (ret < 0 || x == NULL)
+		return ret;
+	nv = (struct fg_device_view){ .owner = s->to, .epoch = s->epoch,
+				      .has_key = s->has_key ? true : cur.has_key,
+				      .n_sinks = s->n_sinks };
+	memcpy(nv.key, s->has_key ? s->key : cur.key, sizeof(nv.key));
+	memcpy(nv.sinks, s->sinks, sizeof(nv.sinks));
+	from = fg_tenant_view(o, x, s->from);
+	from.n_devices--;
+	if (fg_tenant_view_set(x, s->from, &from))
+		return fg_txn_nomem(err);
+	to = fg_tenant_view(o, x, s->to);
+	to.n_devices++;
+	if (fg_tenant_view_set(x, s->to, &to) || fg_txn_refs(o, x, &cur, &nv) ||
+	    fg_device_view_set(x, s->device_id, &nv))
+		return fg_txn_nomem(err);
+	return 0;
+}
+
+/* ---- actions: check, then publish ----------------------------------------- */
+
+int
+fg_tenant_add(struct fg_ownership *o, const struct fg_tenant_spec *s,
+	      struct fg_err *err)
+{
+	struct fg_tenant *e;
+	int ret = fg_tenant_add_check(o, NULL, s, err);
+
+	if (ret < 0)
+		return ret;
 	e = fg_tables_tenant_alloc(o->t);
 	if (e == NULL)
 		return fg_fail(err, ENOMEM, "tenant %" PRIu32 ": out of memory", s->tenant_id);
@@ -190,12 +671,13 @@ int
 fg_tenant_set_suspended(struct fg_ownership *o, uint32_t tenant_id,
 			bool suspended, struct fg_err *err)
 {
-	const struct fg_tenant *cur = fg_tables_tenant(o->t, tenant_id);
+	const struct fg_tenant *cur;
 	struct fg_tenant *e;
-	int ret;
+	int ret = fg_tenant_set_suspended_check(o, NULL, tenant_id, suspended, err);
 
-	if (cur == NULL)
-		return fg_fail(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant_id);
+	if (ret < 0)
+		return ret;
+	cur = fg_tables_tenant(o->t, tenant_id);
 	if (cur->suspended == suspended)
 		return 0;
 	e = fg_tables_tenant_alloc(o->t);
@@ -215,50 +697,28 @@ fg_tenant_set_suspended(struct fg_ownership *o, uint32_t tenant_id,
 int
 fg_tenant_del(struct fg_ownership *o, uint32_t tenant_id, struct fg_err *err)
 {
-	const struct fg_tenant *cur = fg_tables_tenant(o->t, tenant_id);
+	int ret = fg_tenant_del_check(o, NULL, tenant_id, err);
 	uint32_t slot;
 
-	if (cur == NULL)
-		return fg_fail(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant_id);
-	slot = cur->slot;
-	if (o->tenant_devices[slot] != 0 || o->tenant_sinks[slot] != 0)
-		return fg_fail(err, EBUSY, "tenant %" PRIu32 " is in use: it still holds %" PRIu32 " devices and %" PRIu32 " sinks",
-			       tenant_id, o->tenant_devices[slot], o->tenant_sinks[slot]);
+	if (ret < 0)
+		return ret;
+	slot = fg_tables_tenant(o->t, tenant_id)->slot;
 	fg_tables_tenant_unpublish(o->t, tenant_id);
 	fg_slots_put(&o->tenant_slots, slot);
 	return 0;
 }
-
-/* ---- sinks ------------------------------------------------------------ */
 
 int
 fg_sink_add(struct fg_ownership *o, const struct fg_sink_spec *s,
 	    struct fg_err *err)
 {
 	const struct fg_tenant *tn;
-	const struct fg_sink *cur;
 	struct fg_sink *e;
-	int ret;
+	int ret = fg_sink_add_check(o, NULL, s, err);
 
-	if (s->sink_id == 0)
-		return fg_fail(err, EINVAL, "sink id 0 is reserved");
-	if (s->family != AF_INET && s->family != AF_INET6)
-		return fg_fail(err, EINVAL, "sink %" PRIu32 ": address family must be IPv4 or IPv6",
-			       s->sink_id);
-	if (s->port == 0)
-		return fg_fail(err, EINVAL, "sink %" PRIu32 ": UDP port 0 is not a destination",
-			       s->sink_id);
-	cur = fg_tables_sink(o->t, s->sink_id);
-	if (cur != NULL)
-		return fg_fail(err, EEXIST, "sink %" PRIu32 " already exists (owned by tenant %" PRIu32 ")",
-			       s->sink_id, cur->tenant_id);
+	if (ret < 0)
+		return ret;
 	tn = fg_tables_tenant(o->t, s->tenant_id);
-	if (tn == NULL)
-		return fg_fail(err, ENOENT, "sink %" PRIu32 ": tenant %" PRIu32 " does not exist",
-			       s->sink_id, s->tenant_id);
-	if (o->sink_slots.count == 0)
-		return fg_fail(err, ENOSPC, "sink %" PRIu32 ": the sink table is full (%" PRIu32 " sinks)",
-			       s->sink_id, o->t->cfg.max_sinks);
 	e = fg_tables_sink_alloc(o->t);
 	if (e == NULL)
 		return fg_fail(err, ENOMEM, "sink %" PRIu32 ": out of memory", s->sink_id);
@@ -284,16 +744,15 @@ fg_sink_add(struct fg_ownership *o, const struct fg_sink_spec *s,
 int
 fg_sink_del(struct fg_ownership *o, uint32_t sink_id, struct fg_err *err)
 {
-	const struct fg_sink *cur = fg_tables_sink(o->t, sink_id);
+	const struct fg_sink *cur;
 	const struct fg_tenant *tn;
 	uint32_t slot;
+	int ret = fg_sink_del_check(o, NULL, sink_id, err);
 
-	if (cur == NULL)
-		return fg_fail(err, ENOENT, "sink %" PRIu32 " does not exist", sink_id);
+	if (ret < 0)
+		return ret;
+	cur = fg_tables_sink(o->t, sink_id);
 	slot = cur->slot;
-	if (o->sink_refs[slot] != 0)
-		return fg_fail(err, EBUSY, "sink %" PRIu32 " is in use by %" PRIu32 " device mappings",
-			       sink_id, o->sink_refs[slot]);
 	tn = fg_tables_tenant(o->t, cur->tenant_id);
 	if (tn != NULL)
 		o->tenant_sinks[tn->slot]--;
@@ -302,34 +761,14 @@ fg_sink_del(struct fg_ownership *o, uint32_t sink_id, struct fg_err *err)
 	return 0;
 }
 
-/* ---- devices ---------------------------------------------------------- */
-
-/* Check a mapping's sink list for tenant_id and fill the entry's pointers. */
-static int
-fg_resolve_sinks(struct fg_ownership *o, uint32_t tenant_id, uint64_t device_id,
-		 const uint32_t *ids, uint8_t n, struct fg_device *e,
-		 struct fg_err *err)
+/* Fill a new entry's sink pointers (the ids were checked). */
+static void
+fg_resolve_sinks(struct fg_ownership *o, const uint32_t *ids, uint8_t n,
+		 struct fg_device *e)
 {
-	if (n == 0 || n > FG_MAX_SINKS)
-		return fg_fail(err, EINVAL, "device 0x%016" PRIx64 ": a mapping needs 1 to %d sinks, not %u",
-			       device_id, FG_MAX_SINKS, n);
-	for (uint8_t i = 0; i < n; i++) {
-		const struct fg_sink *s = fg_tables_sink(o->t, ids[i]);
-
-		for (uint8_t j = 0; j < i; j++)
-			if (ids[j] == ids[i])
-				return fg_fail(err, EINVAL, "device 0x%016" PRIx64 ": sink %" PRIu32 " is listed twice",
-					       device_id, ids[i]);
-		if (s == NULL)
-			return fg_fail(err, ENOENT, "device 0x%016" PRIx64 ": sink %" PRIu32 " does not exist",
-				       device_id, ids[i]);
-		if (s->tenant_id != tenant_id)
-			return fg_fail(err, EXDEV, "device 0x%016" PRIx64 ": sink %" PRIu32 " belongs to tenant %" PRIu32 ", not to tenant %" PRIu32 " (every sink of a mapping must belong to its tenant)",
-				       device_id, ids[i], s->tenant_id, tenant_id);
-		e->sinks[i] = s;
-	}
+	for (uint8_t i = 0; i < n; i++)
+		e->sinks[i] = fg_tables_sink(o->t, ids[i]);
 	e->n_sinks = n;
-	return 0;
 }
 
 static void
@@ -339,20 +778,6 @@ fg_sink_refs_add(struct fg_ownership *o, const struct fg_device *d, int delta)
 		o->sink_refs[d->sinks[i]->slot] += (uint32_t)delta;
 }
 
-/* The tenant's room for one more mapping. */
-static int
-fg_check_room(struct fg_ownership *o, const struct fg_tenant *tn,
-	      uint64_t device_id, struct fg_err *err)
-{
-	if (tn->max_devices != 0 && o->tenant_devices[tn->slot] >= tn->max_devices)
-		return fg_fail(err, ENOSPC, "device 0x%016" PRIx64 ": tenant %" PRIu32 " already holds its max_devices (%" PRIu32 ") mappings",
-			       device_id, tn->tenant_id, tn->max_devices);
-	if (rte_hash_count(o->owner) >= (int32_t)o->t->cfg.max_devices)
-		return fg_fail(err, ENOSPC, "device 0x%016" PRIx64 ": the device table is full (%" PRIu32 " mappings)",
-			       device_id, o->t->cfg.max_devices);
-	return 0;
-}
-
 int
 fg_device_put(struct fg_ownership *o, const struct fg_device_spec *s,
 	      struct fg_err *err)
@@ -360,36 +785,17 @@ fg_device_put(struct fg_ownership *o, const struct fg_device_spec *s,
 	const struct fg_tenant *tn;
 	const struct fg_device *cur;
 	struct fg_device *e;
-	uint32_t owner;
-	int ret;
+	int ret = fg_device_put_check(o, NULL, s, err);
 
-	if (s->device_id == 0)
-		return fg_fail(err, EINVAL, "device id 0 is reserved");
-	tn = fg_tables_tenant(o->t, s->tenant_id);
-	if (tn == NULL)
-		return fg_fail(err, ENOENT, "device 0x%016" PRIx64 ": tenant %" PRIu32 " does not exist",
-			       s->device_id, s->tenant_id);
-	owner = fg_device_owner(o, s->device_id);
-	if (owner != 0 && owner != s->tenant_id)
-		return fg_fail(err, EEXIST, "device 0x%016" PRIx64 " is held by tenant %" PRIu32 "; a device has one owner (use move)",
-			       s->device_id, owner);
-	cur = owner ? fg_tables_device(o->t, s->tenant_id, s->device_id) : NULL;
-	if (cur != NULL && s->epoch < cur->epoch)
-		return fg_fail(err, ERANGE, "device 0x%016" PRIx64 ": epoch %" PRIu32 " is lower than the current %" PRIu32 " (an epoch never decreases)",
-			       s->device_id, s->epoch, cur->epoch);
-	if (cur == NULL && (ret = fg_check_room(o, tn, s->device_id, err)) < 0)
+	if (ret < 0)
 		return ret;
-
+	tn = fg_tables_tenant(o->t, s->tenant_id);
+	cur = fg_tables_device(o->t, s->tenant_id, s->device_id);
 	e = fg_tables_device_alloc(o->t);
 	if (e == NULL)
 		return fg_fail(err, ENOSPC, "device 0x%016" PRIx64 ": no free device entry",
 			       s->device_id);
-	ret = fg_resolve_sinks(o, s->tenant_id, s->device_id, s->sinks,
-			       s->n_sinks, e, err);
-	if (ret < 0) {
-		fg_tables_device_discard(o->t, e);
-		return ret;
-	}
+	fg_resolve_sinks(o, s->sinks, s->n_sinks, e);
 	e->device_id = s->device_id;
 	e->tenant_id = s->tenant_id;
 	e->epoch = s->epoch;
@@ -427,11 +833,10 @@ fg_device_del(struct fg_ownership *o, uint32_t tenant_id, uint64_t device_id,
 {
 	const struct fg_device *cur;
 	const struct fg_tenant *tn;
-	uint32_t owner = fg_device_owner(o, device_id);
+	int ret = fg_device_del_check(o, NULL, tenant_id, device_id, err);
 
-	if (owner != tenant_id)
-		return fg_fail(err, ENOENT, "device 0x%016" PRIx64 " is not held by tenant %" PRIu32,
-			       device_id, tenant_id);
+	if (ret < 0)
+		return ret;
 	cur = fg_tables_device(o->t, tenant_id, device_id);
 	tn = fg_tables_tenant(o->t, tenant_id);
 	fg_sink_refs_add(o, cur, -1);
@@ -448,42 +853,18 @@ fg_device_move(struct fg_ownership *o, const struct fg_move_spec *s,
 	const struct fg_tenant *from, *to;
 	const struct fg_device *cur;
 	struct fg_device *e;
-	uint32_t owner = fg_device_owner(o, s->device_id);
-	int ret;
+	int ret = fg_device_move_check(o, NULL, s, err);
 
-	/* Compare-and-swap: `from` must hold the device now. */
-	if (owner != s->from || owner == 0) {
-		if (owner == 0)
-			return fg_fail(err, ENOENT, "move of device 0x%016" PRIx64 ": no tenant holds it, not tenant %" PRIu32,
-				       s->device_id, s->from);
-		return fg_fail(err, ESTALE, "move of device 0x%016" PRIx64 ": it is held by tenant %" PRIu32 ", not by tenant %" PRIu32,
-			       s->device_id, owner, s->from);
-	}
-	if (s->to == s->from)
-		return fg_fail(err, EINVAL, "move of device 0x%016" PRIx64 ": from and to are both tenant %" PRIu32,
-			       s->device_id, s->to);
-	to = fg_tables_tenant(o->t, s->to);
-	if (to == NULL)
-		return fg_fail(err, ENOENT, "move of device 0x%016" PRIx64 ": tenant %" PRIu32 " does not exist",
-			       s->device_id, s->to);
+	if (ret < 0)
+		return ret;
 	from = fg_tables_tenant(o->t, s->from);
+	to = fg_tables_tenant(o->t, s->to);
 	cur = fg_tables_device(o->t, s->from, s->device_id);
-	if (s->epoch <= cur->epoch)
-		return fg_fail(err, ERANGE, "move of device 0x%016" PRIx64 ": epoch %" PRIu32 " is not larger than the current %" PRIu32 " (a move must raise the epoch)",
-			       s->device_id, s->epoch, cur->epoch);
-	if (to->max_devices != 0 && o->tenant_devices[to->slot] >= to->max_devices)
-		return fg_fail(err, ENOSPC, "move of device 0x%016" PRIx64 ": tenant %" PRIu32 " already holds its max_devices (%" PRIu32 ") mappings",
-			       s->device_id, s->to, to->max_devices);
-
 	e = fg_tables_device_alloc(o->t);
 	if (e == NULL)
 		return fg_fail(err, ENOSPC, "move of device 0x%016" PRIx64 ": no free device entry",
 			       s->device_id);
-	ret = fg_resolve_sinks(o, s->to, s->device_id, s->sinks, s->n_sinks, e, err);
-	if (ret < 0) {
-		fg_tables_device_discard(o->t, e);
-		return ret;
-	}
+	fg_resolve_sinks(o, s->sinks, s->n_sinks, e);
 	e->device_id = s->device_id;
 	e->tenant_id = s->to;
 	e->epoch = s->epoch;

@@ -86,6 +86,40 @@ int fg_device_del(struct fg_ownership *o, uint32_t tenant_id,
 int fg_device_move(struct fg_ownership *o, const struct fg_move_spec *s,
 		   struct fg_err *err);
 
+/*
+ * Transactions: check a sequence of operations against the state it would
+ * produce, without publishing anything. Each *_check() with a transaction
+ * checks one operation on top of the ones checked before it in the same
+ * transaction and records its effect there; with x == NULL it checks against
+ * the current state only (the actions above do that first). A sequence whose
+ * every check passed can then be applied with the actions, in the same order,
+ * on the same state, and will be accepted.
+ */
+struct fg_txn;
+
+/* A transaction for up to max_ops operations: NULL and rte_errno on failure. */
+struct fg_txn *fg_txn_begin(struct fg_ownership *o, uint32_t max_ops);
+void fg_txn_free(struct fg_txn *x);
+
+int fg_tenant_add_check(struct fg_ownership *o, struct fg_txn *x,
+			const struct fg_tenant_spec *s, struct fg_err *err);
+int fg_tenant_set_suspended_check(struct fg_ownership *o, struct fg_txn *x,
+				  uint32_t tenant_id, bool suspended,
+				  struct fg_err *err);
+int fg_tenant_del_check(struct fg_ownership *o, struct fg_txn *x,
+			uint32_t tenant_id, struct fg_err *err);
+int fg_sink_add_check(struct fg_ownership *o, struct fg_txn *x,
+		      const struct fg_sink_spec *s, struct fg_err *err);
+int fg_sink_del_check(struct fg_ownership *o, struct fg_txn *x,
+		      uint32_t sink_id, struct fg_err *err);
+int fg_device_put_check(struct fg_ownership *o, struct fg_txn *x,
+			const struct fg_device_spec *s, struct fg_err *err);
+int fg_device_del_check(struct fg_ownership *o, struct fg_txn *x,
+			uint32_t tenant_id, uint64_t device_id,
+			struct fg_err *err);
+int fg_device_move_check(struct fg_ownership *o, struct fg_txn *x,
+			 const struct fg_move_spec *s, struct fg_err *err);
+
 /* The tenant that holds device_id, or 0 when none does. */
 uint32_t fg_device_owner(const struct fg_ownership *o, uint64_t device_id);
 /* Mappings a tenant holds (0 for an unknown tenant). */

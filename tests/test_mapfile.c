@@ -139,7 +139,147 @@ Test(mapfile, a_refused_operation_names_its_line)
 	cr_expect_eq(line, 5);
 	cr_expect(strstr(err.msg, ":5: device 0x00000000000000a1: sink 20 belongs to tenant 2") != NULL,
 		  "%s", err.msg);
+	/* One transaction: the lines before the refused one are not applied. */
 	cr_expect_null(fg_tables_device(env.t, 1, 0xa1));
+	cr_expect_null(fg_tables_tenant(env.t, 1));
+	cr_expect_null(fg_tables_tenant(env.t, 2));
+	cr_expect_null(fg_tables_sink(env.t, 20));
+	cr_expect_eq(fg_tables_pending(env.t), 0);
+}
+
+/* Each operation is checked against the state the earlier ones of the file
+ * produce, not the state before the file. */
+struct txn_case {
+	const char *text;
+	unsigned long line;          /* 0: loads */
+	const char *reason;
+};
+
+static const struct txn_case txn_cases[] = {
+	/* depends on earlier lines: accepted */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"tenant\",\"tenant\":2}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"192.0.2.2\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[10]}\n"
+	  "{\"op\":\"move\",\"device\":\"0xa1\",\"from\":1,\"to\":2,\"epoch\":2,\"sinks\":[20]}\n"
+	  "{\"op\":\"move\",\"device\":\"0xa1\",\"from\":2,\"to\":1,\"epoch\":3,\"sinks\":[10]}\n"
+	  "{\"op\":\"del_device\",\"tenant\":1,\"device\":\"0xa1\"}\n"
+	  "{\"op\":\"del_sink\",\"sink\":20}\n"
+	  "{\"op\":\"del_tenant\",\"tenant\":2}\n"
+	  "{\"op\":\"tenant\",\"tenant\":2}\n", 0, NULL },
+	/* a move whose `from` is stale after an earlier move */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"tenant\",\"tenant\":2}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"192.0.2.2\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[10]}\n"
+	  "{\"op\":\"move\",\"device\":\"0xa1\",\"from\":1,\"to\":2,\"epoch\":2,\"sinks\":[20]}\n"
+	  "{\"op\":\"move\",\"device\":\"0xa1\",\"from\":1,\"to\":2,\"epoch\":3,\"sinks\":[20]}\n",
+	  7, "held by tenant 2, not by tenant 1" },
+	/* a sink deleted earlier in the file */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"del_sink\",\"sink\":10}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[10]}\n",
+	  4, "sink 10 does not exist" },
+	/* a sink in use by a mapping made earlier in the file */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[10]}\n"
+	  "{\"op\":\"del_sink\",\"sink\":10}\n",
+	  4, "sink 10 is in use by 1 device mappings" },
+	/* max_devices counted across the file */
+	{ "{\"op\":\"tenant\",\"tenant\":1,\"max_devices\":2}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[10]}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa2\",\"epoch\":1,\"sinks\":[10]}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa3\",\"epoch\":1,\"sinks\":[10]}\n",
+	  5, "max_devices (2)" },
+	/* a second owner created within the file */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"tenant\",\"tenant\":2}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"192.0.2.2\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[10]}\n"
+	  "{\"op\":\"device\",\"tenant\":2,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[20]}\n",
+	  6, "held by tenant 1" },
+	/* an epoch lowered within the file */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":5,\"sinks\":[10]}\n"
+	  "{\"op\":\"device\",\"tenant\":1,\"device\":\"0xa1\",\"epoch\":4,\"sinks\":[10]}\n",
+	  4, "epoch 4 is lower than the current 5" },
+	/* a tenant deleted while a sink added in the file is still there */
+	{ "{\"op\":\"tenant\",\"tenant\":1}\n"
+	  "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n"
+	  "{\"op\":\"del_tenant\",\"tenant\":1}\n",
+	  3, "tenant 1 is in use" },
+};
+
+Test(mapfile, a_file_is_checked_against_the_state_it_produces)
+{
+	for (size_t i = 0; i < sizeof(txn_cases) / sizeof(txn_cases[0]); i++) {
+		struct fg_test_env e2;
+		struct fg_err err = { 0 };
+		unsigned long line = 0;
+		int ret;
+
+		fg_test_env_init(&e2, 16, 16, 64);
+		write_file(txn_cases[i].text);
+		ret = fg_mapfile_load(e2.o, path, &line, &err);
+		if (txn_cases[i].line == 0) {
+			cr_expect_eq(ret, 0, "case %zu: %s", i, err.msg);
+			cr_expect_not_null(fg_tables_tenant(e2.t, 2), "case %zu", i);
+			cr_expect_null(fg_tables_device(e2.t, 1, 0xa1), "case %zu", i);
+			cr_expect_eq(fg_tables_count_sinks(e2.t), 1, "case %zu", i);
+		} else {
+			cr_expect_lt(ret, 0, "case %zu loaded", i);
+			cr_expect_eq(line, txn_cases[i].line, "case %zu: line %lu (%s)", i,
+				     line, err.msg);
+			cr_expect(strstr(err.msg, txn_cases[i].reason) != NULL,
+				  "case %zu: \"%s\" does not say \"%s\"", i, err.msg,
+				  txn_cases[i].reason);
+			cr_expect_eq(fg_tables_count_tenants(e2.t), 0,
+				     "case %zu: something was applied", i);
+			cr_expect_eq(fg_tables_count_sinks(e2.t), 0, "case %zu", i);
+			cr_expect_eq(fg_tables_count_devices(e2.t), 0, "case %zu", i);
+		}
+		fg_test_env_fini(&e2);
+	}
+}
+
+/* A refused line near the end of a long file applies nothing. */
+Test(mapfile, a_long_file_with_a_bad_line_near_the_end_applies_nothing)
+{
+	FILE *f = fopen(path, "w");
+	struct fg_err err = { 0 };
+	unsigned long line = 0;
+	const unsigned int n = 20000;
+
+	cr_assert_not_null(f);
+	fprintf(f, "{\"op\":\"tenant\",\"tenant\":1}\n"
+		   "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n");
+	for (unsigned int i = 1; i <= n; i++)
+		fprintf(f, "{\"op\":\"device\",\"tenant\":1,\"device\":%u,\"epoch\":1,\"sinks\":[%u]}\n",
+			i, i == n - 1 ? 11 : 10);
+	fclose(f);
+	fg_test_env_fini(&env);
+	fg_test_env_init(&env, 16, 16, n + 16);
+	cr_assert_eq(fg_mapfile_load(env.o, path, &line, &err), -ENOENT, "%s", err.msg);
+	cr_expect_eq(line, n + 1, "%s", err.msg);
+	cr_expect(strstr(err.msg, "sink 11 does not exist") != NULL, "%s", err.msg);
+	cr_expect_eq(fg_tables_count_devices(env.t), 0);
+	cr_expect_eq(fg_tables_count_tenants(env.t), 0);
+	/* Without the bad line, the same file loads whole. */
+	f = fopen(path, "w");
+	fprintf(f, "{\"op\":\"tenant\",\"tenant\":1}\n"
+		   "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"192.0.2.1\",\"port\":9,\"egress\":0}\n");
+	for (unsigned int i = 1; i <= n; i++)
+		fprintf(f, "{\"op\":\"device\",\"tenant\":1,\"device\":%u,\"epoch\":1,\"sinks\":[10]}\n", i);
+	fclose(f);
+	cr_assert_eq(fg_mapfile_load(env.o, path, &line, &err), 0, "%s", err.msg);
+	cr_expect_eq(fg_tables_count_devices(env.t), n);
 }
 
 Test(mapfile, a_missing_file_is_named)

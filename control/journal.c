@@ -1,0 +1,665 @@
+/*
+ * The control plane's durable journal (see journal.h for the on-disk format
+ * and the rules): records appended to journal.log with pwrite + fdatasync, a
+ * snapshot written with write + fsync + rename + directory fsync, and a
+ * replay that checks every record (CRC32C from DPDK's rte_hash_crc) before
+ * applying any, cutting off a torn tail and refusing damage in the middle.
+ */
+#define _GNU_SOURCE               /* memmem */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <rte_hash_crc.h>
+
+#include "journal.h"
+
+#define FG_JOURNAL_LOG "journal.log"
+#define FG_JOURNAL_SNAP "snapshot.jsonl"
+#define FG_JOURNAL_TMP "snapshot.tmp"
+#define FG_JOURNAL_SNAP_HEADER_MAX 256   /* bytes of the snapshot's first line */
+
+static const char fg_journal_magic[4] = { 'F', 'G', 'J', '1' };
+
+struct fg_journal {
+	char *dir;          /* as given, for messages */
+	int dirfd;
+	int fd;             /* journal.log, flock'ed */
+	uint64_t end;       /* end of the last whole record */
+	uint64_t records;   /* records in journal.log */
+	uint32_t gen;       /* generation of new records: the snapshot's */
+	bool replayed;      /* appends and snapshots are allowed */
+	bool failed;        /* a write or sync failed: refuse further writes */
+};
+
+/* ---- CRC32C and byte order ------------------------------------------------ */
+
+/* rte_hash_crc() reads 8, 4, 2 bytes at a time through typed pointers, so it
+ * is fed from an aligned buffer; CRC32C is a byte stream, so the chunks chain. */
+static uint32_t
+fg_crc_update(uint32_t crc, const void *data, size_t len)
+{
+	uint64_t chunk[512];
+	const uint8_t *p = data;
+
+	while (len > 0) {
+		size_t n = len < sizeof(chunk) ? len : sizeof(chunk);
+
+		memcpy(chunk, p, n);
+		crc = rte_hash_crc(chunk, (uint32_t)n, crc);
+		p += n;
+		len -= n;
+	}
+	return crc;
+}
+
+uint32_t
+fg_journal_crc32c(const void *data, size_t len)
+{
+	return ~fg_crc_update(UINT32_MAX, data, len);
+}
+
+static uint32_t
+fg_record_crc(const uint8_t *header, const void *payload, size_t len)
+{
+	return ~fg_crc_update(fg_crc_update(UINT32_MAX, header, 12), payload, len);
+}
+
+static void
+fg_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t
+fg_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* ---- small I/O helpers ---------------------------------------------------- */
+
+static int
+fg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int
+fg_pread_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	uint64_t off = 0;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;   /* shorter than fstat said */
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Lines as the journal takes them: non-empty, ending in '\n', no NUL. */
+static const char *
+fg_lines_problem(const char *lines, size_t len)
+{
+	if (len == 0)
+		return "no op lines";
+	if (lines[len - 1] != '\n')
+		return "the last line does not end in '\\n'";
+	if (memchr(lines, '\0', len) != NULL)
+		return "a NUL byte in the op lines";
+	return NULL;
+}
+
+/* ---- open and close ------------------------------------------------------- */
+
+/* Make a new directory entry durable: fsync the directory that holds path. */
+static int
+fg_fsync_parent(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, ret = 0;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return ret;
+}
+
+struct fg_journal *
+fg_journal_open(const char *dir, struct fg_err *err)
+{
+	struct fg_journal *j = calloc(1, sizeof(*j));
+	bool created = false;
+	struct stat sb;
+	int ret;
+
+	if (j == NULL || (j->dir = strdup(dir)) == NULL) {
+		fg_err_set(err, ENOMEM, "%s: out of memory", dir);
+		free(j);
+		return NULL;
+	}
+	j->dirfd = j->fd = -1;
+
+	if (mkdir(dir, 0750) == 0) {
+		ret = fg_fsync_parent(dir);
+		if (ret < 0) {
+			fg_err_set(err, -ret, "%s: syncing the parent directory: %s",
+				   dir, strerror(-ret));
+			goto fail;
+		}
+	} else if (errno != EEXIST) {
+		fg_err_set(err, errno, "%s: cannot create the journal directory: %s",
+			   dir, strerror(errno));
+		goto fail;
+	}
+	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0) {
+		fg_err_set(err, errno, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+
+	j->fd = openat(j->dirfd, FG_JOURNAL_LOG,
+		       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (j->fd >= 0)
+		created = true;
+	else if (errno == EEXIST)
+		j->fd = openat(j->dirfd, FG_JOURNAL_LOG, O_RDWR | O_CLOEXEC);
+	if (j->fd < 0) {
+		fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			fg_err_set(err, EBUSY, "%s/" FG_JOURNAL_LOG ": in use by another process",
+				   dir);
+		else
+			fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": flock: %s", dir,
+				   strerror(errno));
+		goto fail;
+	}
+	if (fstat(j->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		fg_err_set(err, EINVAL, "%s/" FG_JOURNAL_LOG ": not a regular file", dir);
+		goto fail;
+	}
+	j->end = (uint64_t)sb.st_size;
+	if (created && fsync(j->dirfd) != 0) {
+		fg_err_set(err, errno, "%s: fsync: %s", dir, strerror(errno));
+		goto fail;
+	}
+	/* Only now, holding the lock: a snapshot.tmp is a crashed compaction's. */
+	if (unlinkat(j->dirfd, FG_JOURNAL_TMP, 0) != 0 && errno != ENOENT) {
+		fg_err_set(err, errno, "%s/" FG_JOURNAL_TMP ": cannot remove: %s", dir,
+			   strerror(errno));
+		goto fail;
+	}
+	return j;
+fail:
+	fg_journal_close(j);
+	return NULL;
+}
+
+void
+fg_journal_close(struct fg_journal *j)
+{
+	if (j == NULL)
+		return;
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	free(j->dir);
+	free(j);
+}
+
+uint64_t
+fg_journal_size(const struct fg_journal *j)
+{
+	return j->end;
+}
+
+uint64_t
+fg_journal_records(const struct fg_journal *j)
+{
+	return j->records;
+}
+
+uint32_t
+fg_journal_generation(const struct fg_journal *j)
+{
+	return j->gen;
+}
+
+/* ---- replay --------------------------------------------------------------- */
+
+/*
+ * Read snapshot.jsonl if present: *buf holds the file (free it), *body and
+ * *body_len its op lines, *gen its generation (0 and NULL without a file).
+ */
+static int
+fg_snapshot_read(struct fg_journal *j, char **buf, const char **body,
+		 size_t *body_len, uint32_t *gen, struct fg_err *err)
+{
+	json_int_t version, generation, bytes;
+	const char *crc_text;
+	json_error_t jerr;
+	struct stat sb;
+	size_t size, hlen;
+	char *nl;
+	json_t *header;
+	uint32_t crc;
+	int fd, ret;
+
+	*buf = NULL;
+	*body = NULL;
+	*body_len = 0;
+	*gen = 0;
+	fd = openat(j->dirfd, FG_JOURNAL_SNAP, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return fg_err_set(err, errno, "%s/" FG_JOURNAL_SNAP ": %s", j->dir,
+				  strerror(errno));
+	if (fstat(fd, &sb) != 0) {
+		ret = fg_err_set(err, errno, "%s/" FG_JOURNAL_SNAP ": %s", j->dir,
+				 strerror(errno));
+		close(fd);
+		return ret;
+	}
+	size = (size_t)sb.st_size;
+	*buf = malloc(size + 1);
+	if (*buf == NULL) {
+		close(fd);
+		return fg_err_set(err, ENOMEM, "%s/" FG_JOURNAL_SNAP ": out of memory",
+				  j->dir);
+	}
+	ret = fg_pread_all(fd, *buf, size);
+	close(fd);
+	if (ret < 0)
+		return fg_err_set(err, -ret, "%s/" FG_JOURNAL_SNAP ": read: %s", j->dir,
+				  strerror(-ret));
+
+	nl = memchr(*buf, '\n', size < FG_JOURNAL_SNAP_HEADER_MAX ? size
+								  : FG_JOURNAL_SNAP_HEADER_MAX);
+	if (nl == NULL)
+		return fg_err_set(err, EBADMSG, "%s/" FG_JOURNAL_SNAP ": no header line",
+				  j->dir);
+	hlen = (size_t)(nl - *buf) + 1;
+	header = json_loadb(*buf, hlen - 1, JSON_REJECT_DUPLICATES, &jerr);
+	if (header == NULL ||
+	    json_unpack_ex(header, &jerr, 0, "{s:I, s:I, s:I, s:s !}",
+			   "framegate_snapshot", &version, "generation", &generation,
+			   "bytes", &bytes, "crc32c", &crc_text) != 0) {
+		json_decref(header);
+		return fg_err_set(err, EBADMSG, "%s/" FG_JOURNAL_SNAP ": bad header line: %s",
+				  j->dir, jerr.text);
+	}
+	crc = (uint32_t)strtoul(crc_text, NULL, 16);
+	if (version != 1 || generation < 1 || generation > UINT32_MAX ||
+	    strlen(crc_text) != 8 || strspn(crc_text, "0123456789abcdef") != 8) {
+		json_decref(header);
+		return fg_err_set(err, EBADMSG, "%s/" FG_JOURNAL_SNAP ": bad header line",
+				  j->dir);
+	}
+	json_decref(header);
+	if (bytes < 0 || (uint64_t)bytes != size - hlen)
+		return fg_err_set(err, EBADMSG,
+				  "%s/" FG_JOURNAL_SNAP ": the header says %" JSON_INTEGER_FORMAT
+				  " bytes of op lines, the file holds %zu",
+				  j->dir, bytes, size - hlen);
+	if (fg_journal_crc32c(*buf + hlen, size - hlen) != crc)
+		return fg_err_set(err, EBADMSG, "%s/" FG_JOURNAL_SNAP ": CRC32C mismatch",
+				  j->dir);
+	if (size > hlen && fg_lines_problem(*buf + hlen, size - hlen) != NULL)
+		return fg_err_set(err, EBADMSG, "%s/" FG_JOURNAL_SNAP ": %s", j->dir,
+				  fg_lines_problem(*buf + hlen, size - hlen));
+	*body = *buf + hlen;
+	*body_len = size - hlen;
+	*gen = (uint32_t)generation;
+	return 0;
+}
+
+/* Is there a whole record at off? If not, *why says what is wrong. */
+static bool
+fg_record_whole(const uint8_t *base, uint64_t size, uint64_t off,
+		uint32_t *len, uint32_t *gen, const char **why)
+{
+	const uint8_t *h = base + off;
+
+	if (size - off < FG_JOURNAL_HEADER_LEN) {
+		*why = "short header";
+		return false;
+	}
+	if (memcmp(h, fg_journal_magic, 4) != 0) {
+		*why = "bad magic";
+		return false;
+	}
+	*len = fg_get_le32(h + 4);
+	*gen = fg_get_le32(h + 8);
+	if (*len == 0 || *len > FG_JOURNAL_RECORD_MAX) {
+		*why = "bad length";
+		return false;
+	}
+	if (*len > size - off - FG_JOURNAL_HEADER_LEN) {
+		*why = "short payload";
+		return false;
+	}
+	if (fg_record_crc(h, h + FG_JOURNAL_HEADER_LEN, *len) != fg_get_le32(h + 12)) {
+		*why = "CRC32C mismatch";
+		return false;
+	}
+	if (fg_lines_problem((const char *)h + FG_JOURNAL_HEADER_LEN, *len) != NULL) {
+		*why = "payload is not op lines";
+		return false;
+	}
+	return true;
+}
+
+/* The offset of the first whole record after off, or 0 when there is none. */
+static uint64_t
+fg_record_next_whole(const uint8_t *base, uint64_t size, uint64_t off)
+{
+	for (uint64_t p = off + 1; p + FG_JOURNAL_HEADER_LEN <= size; p++) {
+		const uint8_t *m = memmem(base + p, size - p, fg_journal_magic, 4);
+		uint32_t len, gen;
+		const char *why;
+
+		if (m == NULL)
+			return 0;
+		p = (uint64_t)(m - base);
+		if (fg_record_whole(base, size, p, &len, &gen, &why))
+			return p;
+	}
+	return 0;
+}
+
+int
+fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply, void *ctx,
+		  struct fg_journal_stats *st, struct fg_err *err)
+{
+	struct fg_journal_stats s = { 0 };
+	const char *body, *why = NULL;
+	uint8_t *map = NULL;
+	uint64_t size, off = 0, n = 0;
+	size_t body_len;
+	char *snap = NULL;
+	struct stat sb;
+	uint32_t len, gen;
+	int ret;
+
+	if (j->replayed)
+		return fg_err_set(err, EALREADY, "%s: the journal has already been replayed",
+				  j->dir);
+	ret = fg_snapshot_read(j, &snap, &body, &body_len, &s.generation, err);
+	if (ret < 0)
+		goto out;
+	if (fstat(j->fd, &sb) != 0) {
+		ret = fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": %s", j->dir,
+				 strerror(errno));
+		goto out;
+	}
+	size = (uint64_t)sb.st_size;
+	if (size > 0) {
+		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, j->fd, 0);
+		if (map == MAP_FAILED) {
+			map = NULL;
+			ret = fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": mmap: %s", j->dir,
+					 strerror(errno));
+			goto out;
+		}
+	}
+
+	/* First pass: every record is whole and of a known generation. */
+	while (off < size && fg_record_whole(map, size, off, &len, &gen, &why)) {
+		if (gen > s.generation) {
+			ret = fg_err_set(err, EBADMSG,
+					 "%s/" FG_JOURNAL_LOG ": record %" PRIu64 " at offset %" PRIu64
+					 ": generation %" PRIu32 " is newer than the snapshot's (%" PRIu32
+					 "): is " FG_JOURNAL_SNAP " missing? Refusing to replay",
+					 j->dir, n + 1, off, gen, s.generation);
+			goto out;
+		}
+		off += FG_JOURNAL_HEADER_LEN + len;
+		n++;
+	}
+	if (off < size) {
+		uint64_t next = fg_record_next_whole(map, size, off);
+
+		if (next != 0) {
+			ret = fg_err_set(err, EBADMSG,
+					 "%s/" FG_JOURNAL_LOG ": record %" PRIu64 " at offset %" PRIu64
+					 ": %s, but a whole record follows at offset %" PRIu64
+					 ": the journal is damaged, not torn; refusing to replay it",
+					 j->dir, n + 1, off, why, next);
+			goto out;
+		}
+		s.bytes_discarded = size - off;
+	}
+
+	/* Second pass: apply. */
+	if (body_len > 0) {
+		ret = apply(ctx, body, body_len, err);
+		if (ret < 0) {
+			fg_err_prefix(err, "%s/" FG_JOURNAL_SNAP ": ", j->dir);
+			goto out;
+		}
+		s.snapshot_bytes = body_len;
+	}
+	for (uint64_t o = 0, i = 1; o < off; o += FG_JOURNAL_HEADER_LEN + len, i++) {
+		len = fg_get_le32(map + o + 4);
+		gen = fg_get_le32(map + o + 8);
+		if (gen < s.generation) {
+			s.records_skipped++;
+			continue;
+		}
+		ret = apply(ctx, (const char *)map + o + FG_JOURNAL_HEADER_LEN, len, err);
+		if (ret < 0) {
+			fg_err_prefix(err, "%s/" FG_JOURNAL_LOG ": record %" PRIu64
+				      " at offset %" PRIu64 ": ", j->dir, i, o);
+			goto out;
+		}
+		s.records_replayed++;
+	}
+
+	/* Cut off the torn tail: it was never acknowledged. */
+	if (map != NULL) {
+		munmap(map, size);
+		map = NULL;
+	}
+	if (s.bytes_discarded > 0 && (ftruncate(j->fd, (off_t)off) != 0 || fsync(j->fd) != 0)) {
+		ret = fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG
+				 ": cutting off the torn last record at offset %" PRIu64 ": %s",
+				 j->dir, off, strerror(errno));
+		goto out;
+	}
+	j->end = off;
+	j->records = n;
+	j->gen = s.generation;
+	j->replayed = true;
+	ret = 0;
+out:
+	if (map != NULL)
+		munmap(map, size);
+	free(snap);
+	if (st != NULL)
+		*st = s;
+	return ret;
+}
+
+/* ---- append and snapshot -------------------------------------------------- */
+
+static int
+fg_journal_writable(const struct fg_journal *j, struct fg_err *err)
+{
+	if (!j->replayed)
+		return fg_err_set(err, EINVAL, "%s: replay the journal before writing to it",
+				  j->dir);
+	if (j->failed)
+		return fg_err_set(err, EIO,
+				  "%s: an earlier write or sync failed; reopen and replay the journal",
+				  j->dir);
+	return 0;
+}
+
+int
+fg_journal_append(struct fg_journal *j, const char *lines, size_t len,
+		  struct fg_err *err)
+{
+	const char *problem = fg_lines_problem(lines, len);
+	uint8_t *rec;
+	int ret;
+
+	ret = fg_journal_writable(j, err);
+	if (ret < 0)
+		return ret;
+	if (problem != NULL || len > FG_JOURNAL_RECORD_MAX)
+		return fg_err_set(err, EINVAL, "%s/" FG_JOURNAL_LOG ": cannot append: %s",
+				  j->dir, problem != NULL ? problem : "record too large");
+	rec = malloc(FG_JOURNAL_HEADER_LEN + len);
+	if (rec == NULL)
+		return fg_err_set(err, ENOMEM, "%s/" FG_JOURNAL_LOG ": out of memory", j->dir);
+	memcpy(rec, fg_journal_magic, 4);
+	fg_put_le32(rec + 4, (uint32_t)len);
+	fg_put_le32(rec + 8, j->gen);
+	memcpy(rec + FG_JOURNAL_HEADER_LEN, lines, len);
+	fg_put_le32(rec + 12, fg_record_crc(rec, rec + FG_JOURNAL_HEADER_LEN, len));
+
+	ret = fg_pwrite_all(j->fd, rec, FG_JOURNAL_HEADER_LEN + len, j->end);
+	if (ret == 0 && fdatasync(j->fd) != 0)
+		ret = -errno;
+	free(rec);
+	if (ret < 0) {
+		/* Unknown what reached the disk: cut it off, then write no more. */
+		if (ftruncate(j->fd, (off_t)j->end) != 0) {
+			/* nothing more to do; the failed flag covers it */
+		}
+		j->failed = true;
+		return fg_err_set(err, -ret, "%s/" FG_JOURNAL_LOG ": appending record %" PRIu64
+				  " at offset %" PRIu64 ": %s", j->dir, j->records + 1, j->end,
+				  strerror(-ret));
+	}
+	j->end += FG_JOURNAL_HEADER_LEN + len;
+	j->records++;
+	return 0;
+}
+
+int
+fg_journal_snapshot(struct fg_journal *j, fg_journal_dump_fn *dump, void *ctx,
+		    struct fg_err *err)
+{
+	char header[FG_JOURNAL_SNAP_HEADER_MAX];
+	const char *problem;
+	char *body = NULL;
+	size_t body_len = 0;
+	int hlen, fd, ret;
+	FILE *out;
+
+	ret = fg_journal_writable(j, err);
+	if (ret < 0)
+		return ret;
+	if (j->gen == UINT32_MAX)
+		return fg_err_set(err, EOVERFLOW, "%s: no generation left", j->dir);
+
+	out = open_memstream(&body, &body_len);
+	if (out == NULL)
+		return fg_err_set(err, errno, "%s: open_memstream: %s", j->dir, strerror(errno));
+	ret = dump(ctx, out);
+	if (fclose(out) != 0 && ret == 0)
+		ret = -ENOMEM;
+	if (ret < 0) {
+		free(body);
+		return fg_err_set(err, -ret, "%s: writing the state for a snapshot: %s",
+				  j->dir, strerror(-ret));
+	}
+	problem = body_len > 0 ? fg_lines_problem(body, body_len) : NULL;
+	if (problem != NULL) {
+		free(body);
+		return fg_err_set(err, EINVAL, "%s: the state for a snapshot: %s", j->dir,
+				  problem);
+	}
+	hlen = snprintf(header, sizeof(header),
+			"{\"framegate_snapshot\":1,\"generation\":%" PRIu32
+			",\"bytes\":%zu,\"crc32c\":\"%08" PRIx32 "\"}\n",
+			j->gen + 1, body_len, fg_journal_crc32c(body, body_len));
+
+	/* snapshot.tmp, whole and synced, then renamed: never a torn snapshot. */
+	fd = openat(j->dirfd, FG_JOURNAL_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0640);
+	if (fd < 0) {
+		ret = -errno;
+	} else {
+		ret = fg_pwrite_all(fd, header, (size_t)hlen, 0);
+		if (ret == 0)
+			ret = fg_pwrite_all(fd, body, body_len, (uint64_t)hlen);
+		if (ret == 0 && fsync(fd) != 0)
+			ret = -errno;
+		if (close(fd) != 0 && ret == 0)
+			ret = -errno;
+	}
+	free(body);
+	if (ret == 0 && renameat(j->dirfd, FG_JOURNAL_TMP, j->dirfd, FG_JOURNAL_SNAP) != 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlinkat(j->dirfd, FG_JOURNAL_TMP, 0);
+		return fg_err_set(err, -ret, "%s/" FG_JOURNAL_TMP ": %s", j->dir,
+				  strerror(-ret));
+	}
+
+	/* From the rename on, the old records are superseded (older generation). */
+	j->gen++;
+	if (fsync(j->dirfd) != 0) {
+		j->failed = true;
+		return fg_err_set(err, errno, "%s: fsync after renaming the snapshot: %s",
+				  j->dir, strerror(errno));
+	}
+	if (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0) {
+		j->failed = true;
+		return fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG
+				  ": truncating after the snapshot: %s", j->dir, strerror(errno));
+	}
+	j->end = 0;
+	j->records = 0;
+	return 0;
+}

@@ -1,0 +1,159 @@
+/*
+ * The control plane's durable journal (SPEC 4, "ack means durable"). Every
+ * control change is a mapping-file op line (mapfile.h); before a change is
+ * acknowledged its lines are appended to the journal as one record and
+ * fdatasync'd. At start the journal is replayed: the snapshot, then every
+ * record in order, through a callback that decodes the lines with
+ * fg_op_parse() and applies them with fg_op_apply(). This module only stores
+ * and checks bytes; it does not know the ownership tables.
+ *
+ * A journal is a directory holding:
+ *
+ *   journal.log     records, appended in order. A record is a 16-byte header
+ *                   and a payload; integers are little-endian:
+ *
+ *                     offset 0   4 bytes  magic, the ASCII bytes "FGJ1"
+ *                     offset 4   u32      payload length in bytes (1..2^30)
+ *                     offset 8   u32      generation (see below)
+ *                     offset 12  u32      CRC32C (Castagnoli, the standard
+ *                                         one: "123456789" gives 0xe3069283)
+ *                                         of header bytes 0..11, then of the
+ *                                         payload
+ *                     offset 16  payload  one or more op lines, the exact
+ *                                         JSON text, each ending in '\n'
+ *
+ *                   A record is one transaction: its lines are handed to the
+ *                   apply callback together (a `load` is one record).
+ *
+ *   snapshot.jsonl  the whole state at the last compaction (optional). The
+ *                   first line is a header,
+ *                     {"framegate_snapshot":1,"generation":G,"bytes":N,"crc32c":"xxxxxxxx"}
+ *                   and the N bytes after it are op lines (CRC32C over them,
+ *                   8 lowercase hex digits). `tail -n +2 snapshot.jsonl` is a
+ *                   mapping file. It is written to snapshot.tmp, fsync'd and
+ *                   renamed, so it is whole or absent, never torn.
+ *
+ * Generations. The journal's generation is the snapshot's (0 without one);
+ * each record carries the generation it was appended in. Compaction writes a
+ * snapshot of generation G+1, which already holds every record of generation
+ * G, and only then truncates journal.log. Replay skips records older than
+ * the snapshot, so a crash between the rename and the truncation applies
+ * nothing twice. A record newer than the snapshot cannot happen without
+ * damage (a lost snapshot) and is refused.
+ *
+ * Torn and damaged records. Replay reads every record before applying any.
+ * At the first record that is not whole (fewer than 16 bytes left, wrong
+ * magic, a length running past the end of the file, a zero length or a
+ * payload not ending in '\n', a CRC that does not match), it looks for any
+ * whole record further on:
+ *   - none: this is the torn last record of a crash mid-append; it was never
+ *     acknowledged. It is discarded: journal.log is truncated to the end of
+ *     the last whole record and fsync'd, and the stats say how many bytes
+ *     went. (Damage that hits only the last record looks the same and is
+ *     treated the same; bytes_discarded lets the caller log it.)
+ *   - some: the journal is damaged in the middle, which no crash produces.
+ *     Replay refuses with -EBADMSG naming the record number and offset, and
+ *     applies nothing, so the router does not start on a state that silently
+ *     lacks acknowledged changes.
+ * A damaged snapshot.jsonl is likewise refused with -EBADMSG.
+ *
+ * Use: open, replay once, then append and snapshot. Append and snapshot
+ * before the replay are refused (the torn tail must be cut off before
+ * anything is appended after it). One process at a time: open takes an
+ * exclusive flock on journal.log. One thread at a time per journal.
+ */
+#ifndef FG_JOURNAL_H
+#define FG_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <framegate/error.h>
+
+#define FG_JOURNAL_HEADER_LEN 16u
+#define FG_JOURNAL_RECORD_MAX (1u << 30)   /* payload bytes of one record */
+
+struct fg_journal;
+
+/* What a replay found. */
+struct fg_journal_stats {
+	uint32_t generation;        /* the snapshot's generation, 0: no snapshot */
+	uint64_t snapshot_bytes;    /* op-line bytes applied from the snapshot */
+	uint64_t records_replayed;  /* records passed to apply */
+	uint64_t records_skipped;   /* records already in the snapshot */
+	uint64_t bytes_discarded;   /* torn tail cut off journal.log */
+};
+
+/*
+ * Apply one transaction: len bytes of op lines, each ending in '\n' (not
+ * NUL-terminated; valid only during the call). Return 0, or -errno with err
+ * filled, which stops the replay. Applying the lines all or nothing is the
+ * callback's part (decode them all with fg_op_parse() before applying any).
+ */
+typedef int fg_journal_apply_fn(void *ctx, const char *lines, size_t len,
+				struct fg_err *err);
+
+/* Write the whole current state as op lines to out; 0 or -errno. */
+typedef int fg_journal_dump_fn(void *ctx, FILE *out);
+
+/*
+ * Open the journal in dir, creating dir (mode 0750; its parent must exist)
+ * and journal.log (0640) if absent, and removing a snapshot.tmp left by a
+ * crash. NULL on error with err naming the path (-EBUSY in err->code when
+ * another process has the journal open).
+ */
+struct fg_journal *fg_journal_open(const char *dir, struct fg_err *err);
+
+/*
+ * Replay: the snapshot's op lines (if any) as one transaction, then each
+ * record of the current generation in order, each as one transaction. Then
+ * a torn tail is cut off (see above). Once per open. 0, or -errno with err
+ * naming the file, and for a record its number (1-based, counted from the
+ * start of journal.log) and byte offset: -EBADMSG for damage (nothing
+ * applied), or the callback's error (the records before it stay applied,
+ * journal.log is left as it was, and the journal cannot be appended to: the
+ * caller is expected to refuse to start). st (may be NULL) is filled in both
+ * cases.
+ */
+int fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply,
+		      void *ctx, struct fg_journal_stats *st,
+		      struct fg_err *err);
+
+/*
+ * Append one record (len bytes of op lines, each ending in '\n', no NUL
+ * byte, at most FG_JOURNAL_RECORD_MAX) and fdatasync it: when this returns
+ * 0 the change is durable and may be acknowledged. On a write or sync error
+ * the partial record is cut off if possible and the journal refuses any
+ * further append (-EIO): after a failed fsync what is on disk is unknown,
+ * so the caller must reopen and replay.
+ */
+int fg_journal_append(struct fg_journal *j, const char *lines, size_t len,
+		      struct fg_err *err);
+
+/*
+ * Compaction: dump writes the full current state (which must be exactly the
+ * state the journal holds); it is written as the snapshot of the next
+ * generation (snapshot.tmp, fsync, rename over snapshot.jsonl, fsync of the
+ * directory), then journal.log is truncated to 0 and fsync'd. 0 or -errno.
+ * A failure before the rename changes nothing; one after it leaves the
+ * journal refusing appends, as for append.
+ */
+int fg_journal_snapshot(struct fg_journal *j, fg_journal_dump_fn *dump,
+			void *ctx, struct fg_err *err);
+
+/* Closes the files and releases the lock; j may be NULL. */
+void fg_journal_close(struct fg_journal *j);
+
+/* Bytes in journal.log and records in it (every generation), as known to
+ * this process: before the replay, the file's size and 0. */
+uint64_t fg_journal_size(const struct fg_journal *j);
+uint64_t fg_journal_records(const struct fg_journal *j);
+/* The generation new records get (the snapshot's). */
+uint32_t fg_journal_generation(const struct fg_journal *j);
+
+/* Standard CRC32C of a buffer (rte_hash_crc with the usual pre- and
+ * post-inversion), as used in the on-disk format. */
+uint32_t fg_journal_crc32c(const void *data, size_t len);
+
+#endif /* FG_JOURNAL_H */

@@ -1,0 +1,898 @@
+/*
+ * The durable journal (SPEC 4, "ack means durable"; control/journal.h):
+ * records come back byte-identical and in order after a reopen; a torn last
+ * record of any length is cut off and the journal goes on; damage in the
+ * middle is refused naming the record; a snapshot plus later records
+ * restores the state, and a crash between the snapshot's rename and the
+ * journal's truncation applies nothing twice; bad directories and garbage
+ * files give clear errors, never a crash; and a journal of mapping-file op
+ * lines rebuilds real ownership tables. Each test works in its own temp
+ * directory, removed afterwards.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "journal.h"
+#include "mapfile.h"
+#include "support.h"
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+static char tmp[64];      /* the test's temp directory */
+static char dir[128];     /* the journal directory inside it */
+static char log_path[160];
+static char snap_path[160];
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+setup(void)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/fg_journal_test.XXXXXX");
+	cr_assert_not_null(mkdtemp(tmp));
+	snprintf(dir, sizeof(dir), "%s/j", tmp);
+	snprintf(log_path, sizeof(log_path), "%s/journal.log", dir);
+	snprintf(snap_path, sizeof(snap_path), "%s/snapshot.jsonl", dir);
+}
+
+static void
+teardown(void)
+{
+	nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(journal, .init = setup, .fini = teardown);
+
+/* What an apply callback saw: each call's bytes, in order. */
+#define MAX_SEEN 16
+struct seen {
+	size_t n;
+	char *data[MAX_SEEN];
+	size_t len[MAX_SEEN];
+	size_t fail_at;   /* 1-based call that fails with -EPERM, 0: none */
+};
+
+static int
+record_apply(void *ctx, const char *lines, size_t len, struct fg_err *err)
+{
+	struct seen *s = ctx;
+
+	cr_assert_lt(s->n, MAX_SEEN);
+	s->data[s->n] = malloc(len);
+	cr_assert_not_null(s->data[s->n]);
+	memcpy(s->data[s->n], lines, len);
+	s->len[s->n] = len;
+	s->n++;
+	if (s->n == s->fail_at)
+		return fg_err_set(err, EPERM, "refused by the test");
+	return 0;
+}
+
+static void
+seen_free(struct seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->data[i]);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+expect_seen(const struct seen *s, size_t i, const char *want)
+{
+	cr_assert_gt(s->n, i, "only %zu transactions applied, wanted #%zu", s->n, i + 1);
+	cr_expect_eq(s->len[i], strlen(want), "transaction %zu: %zu bytes, want %zu",
+		     i + 1, s->len[i], strlen(want));
+	cr_expect(s->len[i] == strlen(want) && memcmp(s->data[i], want, s->len[i]) == 0,
+		  "transaction %zu: \"%.*s\", want \"%s\"", i + 1, (int)s->len[i],
+		  s->data[i], want);
+}
+
+static const char *R1 = "{\"op\":\"tenant\",\"tenant\":1}\n";
+static const char *R2 = "{\"op\":\"tenant\",\"tenant\":2,\"name\":\"acme\"}\n"
+			"{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"10.0.0.2\",\"port\":9,\"egress\":0}\n";
+static const char *R3 = "{\"op\":\"device\",\"tenant\":2,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[20]}\n";
+
+static size_t
+rec_size(const char *lines)
+{
+	return FG_JOURNAL_HEADER_LEN + strlen(lines);
+}
+
+static struct fg_journal *
+open_ok(void)
+{
+	struct fg_err err = { 0 };
+	struct fg_journal *j = fg_journal_open(dir, &err);
+
+	cr_assert_not_null(j, "fg_journal_open(%s): %s", dir, err.msg);
+	return j;
+}
+
+static void
+append_ok(struct fg_journal *j, const char *lines)
+{
+	struct fg_err err = { 0 };
+
+	cr_assert_eq(fg_journal_append(j, lines, strlen(lines), &err), 0, "append: %s",
+		     err.msg);
+}
+
+/* Open, replay into s, and return the open journal. */
+static struct fg_journal *
+replay_ok(struct seen *s, struct fg_journal_stats *st)
+{
+	struct fg_journal *j = open_ok();
+	struct fg_err err = { 0 };
+
+	cr_assert_eq(fg_journal_replay(j, record_apply, s, st, &err), 0, "replay: %s",
+		     err.msg);
+	return j;
+}
+
+static void
+write_three(void)
+{
+	struct fg_journal *j = open_ok();
+	struct fg_err err = { 0 };
+	struct fg_journal_stats st;
+	struct seen s = { 0 };
+
+	cr_assert_eq(fg_journal_replay(j, record_apply, &s, &st, &err), 0, "%s", err.msg);
+	cr_assert_eq(s.n, 0);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	append_ok(j, R3);
+	cr_expect_eq(fg_journal_records(j), 3);
+	cr_expect_eq(fg_journal_size(j), rec_size(R1) + rec_size(R2) + rec_size(R3));
+	fg_journal_close(j);
+}
+
+static long
+file_size(const char *path)
+{
+	struct stat sb;
+
+	cr_assert_eq(stat(path, &sb), 0, "stat %s: %s", path, strerror(errno));
+	return (long)sb.st_size;
+}
+
+static char *
+read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void
+write_all(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- format ---------------------------------------------------------------- */
+
+Test(journal, the_checksum_is_standard_crc32c)
+{
+	cr_expect_eq(fg_journal_crc32c("123456789", 9), 0xe3069283u);
+	cr_expect_eq(fg_journal_crc32c("", 0), 0u);
+	/* A buffer at an odd address and longer than one internal chunk. */
+	char *big = malloc(10001);
+	uint32_t whole;
+
+	cr_assert_not_null(big);
+	for (size_t i = 0; i < 10001; i++)
+		big[i] = (char)(i * 7);
+	whole = fg_journal_crc32c(big + 1, 10000);
+	memmove(big, big + 1, 10000);
+	cr_expect_eq(fg_journal_crc32c(big, 10000), whole);
+	free(big);
+}
+
+Test(journal, a_record_on_disk_is_the_documented_bytes)
+{
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	uint8_t want[16 + 2] = { 'F', 'G', 'J', '1', 2, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t crc_in[12 + 2];
+	uint32_t crc;
+	char *got;
+	size_t len;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, "x\n");
+	fg_journal_close(j);
+
+	memcpy(crc_in, want, 12);
+	memcpy(crc_in + 12, "x\n", 2);
+	crc = fg_journal_crc32c(crc_in, sizeof(crc_in));
+	want[12] = (uint8_t)crc;
+	want[13] = (uint8_t)(crc >> 8);
+	want[14] = (uint8_t)(crc >> 16);
+	want[15] = (uint8_t)(crc >> 24);
+	memcpy(want + 16, "x\n", 2);
+	got = read_all(log_path, &len);
+	cr_assert_eq(len, sizeof(want));
+	cr_expect(memcmp(got, want, sizeof(want)) == 0, "journal.log is not the documented record");
+	free(got);
+	/* The directory was created 0750 (less what the umask takes). */
+	struct stat sb;
+	cr_assert_eq(stat(dir, &sb), 0);
+	cr_expect_eq(sb.st_mode & 0777 & ~0750u, 0, "directory mode %o", sb.st_mode & 0777);
+}
+
+/* ---- a. append, reopen, replay ---------------------------------------------- */
+
+Test(journal, records_come_back_in_order_byte_identical)
+{
+	struct fg_journal_stats st;
+	struct fg_journal *j;
+	struct seen s = { 0 };
+
+	write_three();
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 3);
+	expect_seen(&s, 0, R1);
+	expect_seen(&s, 1, R2);
+	expect_seen(&s, 2, R3);
+	cr_expect_eq(st.records_replayed, 3);
+	cr_expect_eq(st.records_skipped, 0);
+	cr_expect_eq(st.bytes_discarded, 0);
+	cr_expect_eq(st.generation, 0);
+	cr_expect_eq(st.snapshot_bytes, 0);
+	cr_expect_eq(fg_journal_records(j), 3);
+	cr_expect_eq(fg_journal_size(j), rec_size(R1) + rec_size(R2) + rec_size(R3));
+	cr_expect_eq(file_size(log_path), (long)fg_journal_size(j));
+	fg_journal_close(j);
+	seen_free(&s);
+}
+
+Test(journal, writes_before_replay_and_bad_lines_are_refused)
+{
+	struct fg_err err = { 0 };
+	struct fg_journal *j = open_ok();
+	struct seen s = { 0 };
+
+	cr_expect_eq(fg_journal_append(j, R1, strlen(R1), &err), -EINVAL);
+	cr_expect(strstr(err.msg, "replay the journal before writing") != NULL, "%s", err.msg);
+	cr_assert_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), 0, "%s", err.msg);
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EALREADY);
+
+	cr_expect_eq(fg_journal_append(j, "", 0, &err), -EINVAL);
+	cr_expect(strstr(err.msg, "no op lines") != NULL, "%s", err.msg);
+	cr_expect_eq(fg_journal_append(j, "{}", 2, &err), -EINVAL);
+	cr_expect(strstr(err.msg, "does not end in") != NULL, "%s", err.msg);
+	cr_expect_eq(fg_journal_append(j, "{}\0\n", 4, &err), -EINVAL);
+	cr_expect(strstr(err.msg, "NUL byte") != NULL, "%s", err.msg);
+	cr_expect_eq(fg_journal_size(j), 0);
+	cr_expect_eq(file_size(log_path), 0);
+
+	/* One process at a time: a second open of the same journal is refused. */
+	cr_expect_null(fg_journal_open(dir, &err));
+	cr_expect_eq(err.code, EBUSY);
+	cr_expect(strstr(err.msg, "journal.log: in use by another process") != NULL, "%s",
+		  err.msg);
+	fg_journal_close(j);
+}
+
+/* ---- b. a torn last record of every length ---------------------------------- */
+
+Test(journal, a_torn_last_record_of_any_length_is_cut_off)
+{
+	size_t end2 = rec_size(R1) + rec_size(R2), total, cuts = 0;
+	const char *R4 = "{\"op\":\"suspend\",\"tenant\":2}\n";
+	char *full;
+
+	write_three();
+	full = read_all(log_path, &total);
+	cr_assert_eq(total, end2 + rec_size(R3));
+
+	for (size_t t = end2; t < total; t++, cuts++) {
+		struct fg_journal_stats st;
+		struct fg_journal *j;
+		struct seen s = { 0 };
+
+		write_all(log_path, full, t);
+		j = replay_ok(&s, &st);
+		cr_assert_eq(s.n, 2, "cut at %zu: %zu records applied", t, s.n);
+		expect_seen(&s, 0, R1);
+		expect_seen(&s, 1, R2);
+		cr_expect_eq(st.records_replayed, 2, "cut at %zu", t);
+		cr_expect_eq(st.bytes_discarded, t - end2, "cut at %zu: %lu discarded", t,
+			     (unsigned long)st.bytes_discarded);
+		cr_expect_eq(file_size(log_path), (long)end2, "cut at %zu: file is %ld bytes",
+			     t, file_size(log_path));
+		cr_expect_eq(fg_journal_size(j), end2);
+		cr_expect_eq(fg_journal_records(j), 2);
+		append_ok(j, R4);
+		fg_journal_close(j);
+		seen_free(&s);
+
+		j = replay_ok(&s, &st);
+		cr_assert_eq(s.n, 3, "cut at %zu, then appended: %zu records", t, s.n);
+		expect_seen(&s, 0, R1);
+		expect_seen(&s, 1, R2);
+		expect_seen(&s, 2, R4);
+		cr_expect_eq(st.bytes_discarded, 0);
+		cr_expect_eq(file_size(log_path), (long)(end2 + rec_size(R4)));
+		fg_journal_close(j);
+		seen_free(&s);
+	}
+	cr_expect_eq(cuts, rec_size(R3));
+	free(full);
+}
+
+/* ---- c. a flipped byte --------------------------------------------------------- */
+
+static void
+flip(size_t at)
+{
+	size_t len;
+	char *buf = read_all(log_path, &len);
+
+	cr_assert_lt(at, len);
+	buf[at] ^= 0x20;
+	write_all(log_path, buf, len);
+	free(buf);
+}
+
+Test(journal, a_flipped_byte_in_the_last_record_is_a_torn_record)
+{
+	size_t end2 = rec_size(R1) + rec_size(R2);
+	size_t where[] = { end2 + 16 + 5, end2 + 0 /* magic */, end2 + 4 /* length */,
+			   end2 + 8 /* generation */, end2 + 12 /* crc */ };
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		struct fg_journal_stats st;
+		struct fg_journal *j;
+		struct seen s = { 0 };
+
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		write_three();
+		flip(where[i]);
+		j = replay_ok(&s, &st);
+		cr_expect_eq(s.n, 2, "flip at %zu: %zu applied", where[i], s.n);
+		expect_seen(&s, 0, R1);
+		expect_seen(&s, 1, R2);
+		cr_expect_eq(st.bytes_discarded, rec_size(R3), "flip at %zu", where[i]);
+		cr_expect_eq(file_size(log_path), (long)end2);
+		fg_journal_close(j);
+		seen_free(&s);
+	}
+}
+
+Test(journal, a_flipped_byte_in_an_earlier_record_is_refused_and_nothing_applied)
+{
+	struct { size_t at; const char *names; } cases[] = {
+		{ 16 + 3, "record 1 at offset 0: CRC32C mismatch" },
+		{ 1, "record 1 at offset 0: bad magic" },
+		{ rec_size(R1) + 16 + 40, "record 2 at offset 43: CRC32C mismatch" },
+	};
+
+	cr_assert_eq(rec_size(R1), 43);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fg_journal_stats st;
+		struct fg_err err = { 0 };
+		struct fg_journal *j;
+		struct seen s = { 0 };
+		size_t total = rec_size(R1) + rec_size(R2) + rec_size(R3);
+
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		write_three();
+		flip(cases[i].at);
+		j = open_ok();
+		cr_expect_eq(fg_journal_replay(j, record_apply, &s, &st, &err), -EBADMSG);
+		cr_expect_eq(err.code, EBADMSG);
+		cr_expect(strncmp(err.msg, log_path, strlen(log_path)) == 0, "%s", err.msg);
+		cr_expect(strstr(err.msg, cases[i].names) != NULL, "case %zu: \"%s\" does not say \"%s\"",
+			  i, err.msg, cases[i].names);
+		cr_expect(strstr(err.msg, "damaged, not torn") != NULL, "%s", err.msg);
+		cr_expect_eq(s.n, 0, "case %zu: %zu transactions applied", i, s.n);
+		cr_expect_eq(st.records_replayed, 0);
+		cr_expect_eq(file_size(log_path), (long)total, "the file was changed");
+		/* Not replayed: the journal takes no appends. */
+		cr_expect_eq(fg_journal_append(j, R1, strlen(R1), &err), -EINVAL);
+		fg_journal_close(j);
+	}
+}
+
+/* ---- d. snapshots ------------------------------------------------------------- */
+
+static const char *SNAP = "{\"op\":\"tenant\",\"tenant\":1}\n{\"op\":\"tenant\",\"tenant\":2}\n";
+
+static int
+dump_text(void *ctx, FILE *out)
+{
+	fputs(ctx, out);
+	return 0;
+}
+
+static int
+dump_fails(void *ctx, FILE *out)
+{
+	(void)ctx;
+	fputs("{\"op\":", out);
+	return -ENOSPC;
+}
+
+static void
+snapshot_ok(struct fg_journal *j, const char *text)
+{
+	struct fg_err err = { 0 };
+
+	cr_assert_eq(fg_journal_snapshot(j, dump_text, (void *)text, &err), 0, "snapshot: %s",
+		     err.msg);
+}
+
+Test(journal, a_snapshot_then_later_records)
+{
+	struct fg_journal_stats st;
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char want_header[160], *snap;
+	size_t len;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	snapshot_ok(j, SNAP);
+	cr_expect_eq(fg_journal_size(j), 0);
+	cr_expect_eq(fg_journal_records(j), 0);
+	cr_expect_eq(fg_journal_generation(j), 1);
+	cr_expect_eq(file_size(log_path), 0);
+	append_ok(j, R3);
+	fg_journal_close(j);
+
+	/* The snapshot is the documented header line, then the dumped lines. */
+	snap = read_all(snap_path, &len);
+	snprintf(want_header, sizeof(want_header),
+		 "{\"framegate_snapshot\":1,\"generation\":1,\"bytes\":%zu,\"crc32c\":\"%08x\"}\n",
+		 strlen(SNAP), fg_journal_crc32c(SNAP, strlen(SNAP)));
+	cr_expect_eq(len, strlen(want_header) + strlen(SNAP));
+	cr_expect(strncmp(snap, want_header, strlen(want_header)) == 0, "%s", snap);
+	cr_expect_str_eq(snap + strlen(want_header), SNAP);
+	free(snap);
+
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 2);
+	expect_seen(&s, 0, SNAP);
+	expect_seen(&s, 1, R3);
+	cr_expect_eq(st.generation, 1);
+	cr_expect_eq(st.snapshot_bytes, strlen(SNAP));
+	cr_expect_eq(st.records_replayed, 1);
+	cr_expect_eq(st.records_skipped, 0);
+	cr_expect_eq(fg_journal_generation(j), 1);
+
+	/* A second compaction: generation 2, an empty state is fine too. */
+	snapshot_ok(j, "");
+	cr_expect_eq(fg_journal_generation(j), 2);
+	fg_journal_close(j);
+	seen_free(&s);
+	j = replay_ok(&s, &st);
+	cr_expect_eq(s.n, 0);
+	cr_expect_eq(st.generation, 2);
+	fg_journal_close(j);
+}
+
+Test(journal, a_crash_between_rename_and_truncation_applies_nothing_twice)
+{
+	struct fg_journal_stats st;
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char *old_log;
+	size_t old_len;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	old_log = read_all(log_path, &old_len);
+	snapshot_ok(j, SNAP);
+	fg_journal_close(j);
+	/* As if the truncation of journal.log never reached the disk. */
+	write_all(log_path, old_log, old_len);
+	free(old_log);
+
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 1, "%zu transactions: the old records were applied again", s.n);
+	expect_seen(&s, 0, SNAP);
+	cr_expect_eq(st.records_skipped, 2);
+	cr_expect_eq(st.records_replayed, 0);
+	cr_expect_eq(fg_journal_records(j), 2);
+	/* New records go after the old ones, in the new generation. */
+	append_ok(j, R3);
+	fg_journal_close(j);
+	seen_free(&s);
+
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 2);
+	expect_seen(&s, 0, SNAP);
+	expect_seen(&s, 1, R3);
+	cr_expect_eq(st.records_skipped, 2);
+	cr_expect_eq(st.records_replayed, 1);
+	/* Compacting again clears the old records away. */
+	snapshot_ok(j, "{\"op\":\"tenant\",\"tenant\":3}\n");
+	fg_journal_close(j);
+	seen_free(&s);
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 1);
+	expect_seen(&s, 0, "{\"op\":\"tenant\",\"tenant\":3}\n");
+	cr_expect_eq(st.records_skipped, 0);
+	fg_journal_close(j);
+	seen_free(&s);
+}
+
+Test(journal, a_crash_before_the_rename_leaves_the_old_state)
+{
+	char tmp_path[200];
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	/* A dump that fails: nothing changes. */
+	cr_expect_eq(fg_journal_snapshot(j, dump_fails, NULL, &err), -ENOSPC);
+	cr_expect(strstr(err.msg, "writing the state for a snapshot") != NULL, "%s", err.msg);
+	cr_expect_eq(access(snap_path, F_OK), -1);
+	/* Dumped text that is not whole lines is refused too. */
+	cr_expect_eq(fg_journal_snapshot(j, dump_text, "{\"op\":\"tenant\",\"tenant\":1}", &err),
+		     -EINVAL);
+	cr_expect_eq(fg_journal_generation(j), 0);
+	append_ok(j, R2);
+	fg_journal_close(j);
+	/* A half-written snapshot.tmp of a crashed compaction. */
+	snprintf(tmp_path, sizeof(tmp_path), "%s/snapshot.tmp", dir);
+	write_all(tmp_path, "{\"framegate_snap", 16);
+
+	j = replay_ok(&s, &st);
+	cr_expect_eq(access(tmp_path, F_OK), -1, "snapshot.tmp was not removed");
+	cr_assert_eq(s.n, 2);
+	expect_seen(&s, 0, R1);
+	expect_seen(&s, 1, R2);
+	cr_expect_eq(st.generation, 0);
+	fg_journal_close(j);
+	seen_free(&s);
+}
+
+Test(journal, a_damaged_or_missing_snapshot_is_refused)
+{
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char *snap;
+	size_t len;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	snapshot_ok(j, SNAP);
+	append_ok(j, R2);
+	fg_journal_close(j);
+
+	/* A flipped byte in the snapshot's op lines. */
+	snap = read_all(snap_path, &len);
+	snap[len - 3] ^= 0x01;
+	write_all(snap_path, snap, len);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EBADMSG);
+	cr_expect(strstr(err.msg, "snapshot.jsonl: CRC32C mismatch") != NULL, "%s", err.msg);
+	cr_expect_eq(s.n, 0);
+	fg_journal_close(j);
+
+	/* A truncated snapshot. */
+	snap[len - 3] ^= 0x01;
+	write_all(snap_path, snap, len - 10);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EBADMSG);
+	cr_expect(strstr(err.msg, "snapshot.jsonl: the header says") != NULL, "%s", err.msg);
+	fg_journal_close(j);
+
+	/* No snapshot, but records of generation 1. */
+	free(snap);
+	cr_assert_eq(unlink(snap_path), 0);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EBADMSG);
+	cr_expect(strstr(err.msg, "journal.log: record 1 at offset 0: generation 1 is newer than the snapshot's (0)") != NULL,
+		  "%s", err.msg);
+	cr_expect_eq(s.n, 0);
+	fg_journal_close(j);
+}
+
+/* ---- e. bad inputs --------------------------------------------------------- */
+
+Test(journal, a_directory_that_cannot_be_created_is_named)
+{
+	char file[128], bad[160];
+	struct fg_err err = { 0 };
+
+	snprintf(file, sizeof(file), "%s/plain", tmp);
+	write_all(file, "x", 1);
+	snprintf(bad, sizeof(bad), "%s/j", file);
+	cr_expect_null(fg_journal_open(bad, &err));
+	cr_expect_eq(err.code, ENOTDIR);
+	cr_expect(strstr(err.msg, bad) == err.msg && strstr(err.msg, "cannot create the journal directory") != NULL,
+		  "%s", err.msg);
+
+	snprintf(bad, sizeof(bad), "%s/missing/j", tmp);
+	cr_expect_null(fg_journal_open(bad, &err));
+	cr_expect_eq(err.code, ENOENT);
+	cr_expect(strstr(err.msg, bad) == err.msg, "%s", err.msg);
+
+	/* The journal path is a regular file. */
+	cr_expect_null(fg_journal_open(file, &err));
+	cr_expect_eq(err.code, ENOTDIR, "%d %s", err.code, err.msg);
+	cr_expect(strstr(err.msg, file) == err.msg, "%s", err.msg);
+}
+
+Test(journal, garbage_is_cut_off_or_refused_never_a_crash)
+{
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	unsigned char junk[4096];
+	char *good;
+	size_t good_len;
+
+	cr_assert_eq(mkdir(dir, 0750), 0);
+	srand(1);
+	/* Random files of random lengths, some starting with the magic. */
+	for (int round = 0; round < 300; round++) {
+		size_t n = (size_t)(rand() % (int)sizeof(junk));
+
+		for (size_t i = 0; i < n; i++)
+			junk[i] = (unsigned char)rand();
+		if (round % 3 == 0 && n >= 4)
+			memcpy(junk, "FGJ1", 4);
+		write_all(log_path, junk, n);
+		j = open_ok();
+		cr_expect_eq(fg_journal_replay(j, record_apply, &s, &st, &err), 0,
+			     "round %d: %s", round, err.msg);
+		cr_expect_eq(s.n, 0);
+		cr_expect_eq(st.bytes_discarded, n);
+		cr_expect_eq(file_size(log_path), 0);
+		fg_journal_close(j);
+	}
+
+	/* Garbage, then a whole record: damage, not a torn write. */
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	write_three();
+	good = read_all(log_path, &good_len);
+	memcpy(junk, "garbage!", 8);
+	memcpy(junk + 8, good, good_len);
+	write_all(log_path, junk, 8 + good_len);
+	free(good);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EBADMSG);
+	cr_expect(strstr(err.msg, "record 1 at offset 0: bad magic, but a whole record follows at offset 8") != NULL,
+		  "%s", err.msg);
+	cr_expect_eq(s.n, 0);
+	fg_journal_close(j);
+
+	/* A garbage snapshot. */
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	cr_assert_eq(mkdir(dir, 0750), 0);
+	write_all(snap_path, "not json\n{\"op\":\"tenant\",\"tenant\":1}\n", 36);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EBADMSG);
+	cr_expect(strstr(err.msg, "snapshot.jsonl: bad header line") != NULL, "%s", err.msg);
+	fg_journal_close(j);
+	write_all(snap_path, "{\"framegate_snapshot\":1}", 24);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EBADMSG);
+	cr_expect(strstr(err.msg, "snapshot.jsonl: no header line") != NULL, "%s", err.msg);
+	fg_journal_close(j);
+	seen_free(&s);
+}
+
+/* ---- f. the callback refuses ---------------------------------------------------- */
+
+Test(journal, an_apply_error_stops_the_replay_and_names_the_record)
+{
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { .fail_at = 2 };
+	char want[256];
+	long size;
+
+	write_three();
+	size = file_size(log_path);
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, &st, &err), -EPERM);
+	snprintf(want, sizeof(want), "%s: record 2 at offset %zu: refused by the test",
+		 log_path, rec_size(R1));
+	cr_expect_str_eq(err.msg, want);
+	cr_expect_eq(err.code, EPERM);
+	cr_expect_eq(s.n, 2, "record 3 was applied after the error");
+	cr_expect_eq(st.records_replayed, 1);
+	cr_expect_eq(file_size(log_path), size);
+	cr_expect_eq(fg_journal_append(j, R1, strlen(R1), &err), -EINVAL);
+	fg_journal_close(j);
+	seen_free(&s);
+
+	/* A refusal of the snapshot names the snapshot. */
+	j = replay_ok(&s, NULL);
+	snapshot_ok(j, SNAP);
+	fg_journal_close(j);
+	seen_free(&s);
+	s.fail_at = 1;
+	j = open_ok();
+	cr_expect_eq(fg_journal_replay(j, record_apply, &s, NULL, &err), -EPERM);
+	snprintf(want, sizeof(want), "%s: refused by the test", snap_path);
+	cr_expect_str_eq(err.msg, want);
+	fg_journal_close(j);
+	seen_free(&s);
+}
+
+/* ---- end to end: op lines through the ownership API ------------------------------ */
+
+/* The control plane's apply: decode every line, then apply them all, then
+ * synchronise (a record is one transaction; the journal holds only lines
+ * that were valid when they were acknowledged). */
+static int
+ownership_apply(void *ctx, const char *lines, size_t len, struct fg_err *err)
+{
+	struct fg_ownership *o = ctx;
+	struct fg_op ops[16];
+	size_t n = 0, i;
+	int ret = 0;
+
+	for (const char *p = lines, *end = lines + len; p < end; n++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		cr_assert_not_null(nl);
+		cr_assert_lt(n, 16);
+		ret = fg_op_parse(p, (size_t)(nl - p), &ops[n], err);
+		if (ret < 0) {
+			fg_err_prefix(err, "line %zu: ", n + 1);
+			return ret;
+		}
+		p = nl + 1;
+	}
+	for (i = 0; i < n && ret == 0; i++)
+		ret = fg_op_apply(o, &ops[i], err);
+	if (ret < 0)
+		fg_err_prefix(err, "line %zu: ", i);
+	fg_tables_sync(fg_ownership_tables(o));
+	return ret;
+}
+
+static const char *LOAD7 =
+	"{\"op\":\"tenant\",\"tenant\":7,\"name\":\"acme\"}\n"
+	"{\"op\":\"sink\",\"sink\":70,\"tenant\":7,\"addr\":\"2001:db8::7\",\"port\":6000,\"egress\":0}\n"
+	"{\"op\":\"device\",\"tenant\":7,\"device\":\"0x00000000000000a1\",\"epoch\":1,\"key\":\"000102030405060708090a0b0c0d0e0f\",\"sinks\":[70]}\n";
+static const char *LOAD9 =
+	"{\"op\":\"tenant\",\"tenant\":9}\n"
+	"{\"op\":\"sink\",\"sink\":90,\"tenant\":9,\"addr\":\"10.0.0.9\",\"port\":6000,\"egress\":0}\n";
+static const char *MOVE =
+	"{\"op\":\"move\",\"device\":\"0x00000000000000a1\",\"from\":7,\"to\":9,\"epoch\":2,\"sinks\":[90]}\n";
+
+static void
+check_moved(struct fg_test_env *env, uint32_t devices_of_7)
+{
+	const struct fg_device *d = fg_tables_device(env->t, 9, 0xa1);
+
+	cr_assert_not_null(d, "device 0xa1 is not under tenant 9");
+	cr_expect_eq(d->epoch, 2);
+	cr_expect_eq(d->has_key, 1);
+	cr_expect_eq(d->key[15], 0x0f);
+	cr_expect_eq(d->n_sinks, 1);
+	cr_expect_eq(d->sinks[0]->sink_id, 90);
+	cr_expect_null(fg_tables_device(env->t, 7, 0xa1));
+	cr_expect_eq(fg_device_owner(env->o, 0xa1), 9);
+	cr_expect_eq(fg_tenant_device_count(env->o, 7), devices_of_7);
+	cr_expect_eq(fg_tenant_device_count(env->o, 9), 1);
+	cr_expect_not_null(fg_tables_tenant(env->t, 7));
+	cr_expect_not_null(fg_tables_sink(env->t, 70));
+}
+
+Test(journal, a_journal_of_op_lines_rebuilds_the_ownership_tables)
+{
+	struct fg_test_env env;
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	size_t end3;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, LOAD7);
+	append_ok(j, LOAD9);
+	append_ok(j, MOVE);
+	end3 = fg_journal_size(j);
+	append_ok(j, "{\"op\":\"suspend\",\"tenant\":9}\n");
+	fg_journal_close(j);
+	/* The last record torn: its suspend was never acknowledged. */
+	cr_assert_eq(truncate(log_path, (off_t)end3 + 20), 0);
+
+	fg_test_env_init(&env, 16, 16, 64);
+	j = open_ok();
+	cr_assert_eq(fg_journal_replay(j, ownership_apply, env.o, &st, &err), 0, "%s", err.msg);
+	cr_expect_eq(st.records_replayed, 3);
+	cr_expect_eq(st.bytes_discarded, 20);
+	check_moved(&env, 0);
+	cr_expect_eq(fg_tables_tenant(env.t, 9)->suspended, 0);
+
+	/* Compact with the state as op lines, one more change, and restart. */
+	char dump[2048];
+	snprintf(dump, sizeof(dump), "%s%s"
+		 "{\"op\":\"device\",\"tenant\":9,\"device\":\"0xa1\",\"epoch\":2,\"key\":\"000102030405060708090a0b0c0d0e0f\",\"sinks\":[90]}\n",
+		 "{\"op\":\"tenant\",\"tenant\":7,\"name\":\"acme\"}\n"
+		 "{\"op\":\"sink\",\"sink\":70,\"tenant\":7,\"addr\":\"2001:db8::7\",\"port\":6000,\"egress\":0}\n",
+		 LOAD9);
+	snapshot_ok(j, dump);
+	append_ok(j, "{\"op\":\"device\",\"tenant\":7,\"device\":\"0xb2\",\"epoch\":5,\"sinks\":[70]}\n");
+	fg_journal_close(j);
+	fg_test_env_fini(&env);
+
+	fg_test_env_init(&env, 16, 16, 64);
+	j = open_ok();
+	cr_assert_eq(fg_journal_replay(j, ownership_apply, env.o, &st, &err), 0, "%s", err.msg);
+	cr_expect_eq(st.generation, 1);
+	cr_expect_eq(st.records_replayed, 1);
+	check_moved(&env, 1);
+	cr_assert_not_null(fg_tables_device(env.t, 7, 0xb2));
+	cr_expect_eq(fg_tables_device(env.t, 7, 0xb2)->epoch, 5);
+	fg_journal_close(j);
+	fg_test_env_fini(&env);
+}
+
+Test(journal, a_record_the_ownership_rules_refuse_is_named)
+{
+	struct fg_test_env env;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char want[256];
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, LOAD7);
+	append_ok(j, LOAD9);
+	/* Epoch 1 is not larger than the current one: the move is refused. */
+	append_ok(j, "{\"op\":\"move\",\"device\":\"0xa1\",\"from\":7,\"to\":9,\"epoch\":1,\"sinks\":[90]}\n");
+	fg_journal_close(j);
+
+	fg_test_env_init(&env, 16, 16, 64);
+	j = open_ok();
+	cr_expect_lt(fg_journal_replay(j, ownership_apply, env.o, NULL, &err), 0);
+	snprintf(want, sizeof(want), "%s: record 3 at offset %zu: line 1: ", log_path,
+		 rec_size(LOAD7) + rec_size(LOAD9));
+	cr_expect(strncmp(err.msg, want, strlen(want)) == 0, "\"%s\" does not start with \"%s\"",
+		  err.msg, want);
+	cr_expect_eq(fg_device_owner(env.o, 0xa1), 7);
+	fg_journal_close(j);
+	fg_test_env_fini(&env);
+}

@@ -389,7 +389,7 @@ fg_op_check(struct fg_ownership *o, struct fg_txn *x, const struct fg_op *op,
 }
 
 int
-fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
+fg_ops_check_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
 		 size_t *failed, struct fg_err *err)
 {
 	struct fg_txn *x = fg_txn_begin(o, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
@@ -397,16 +397,21 @@ fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
 
 	if (x == NULL)
 		return fg_err_set(err, ENOMEM, "out of memory for a transaction of %zu operations", n);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && ret == 0; i++) {
 		ret = fg_op_check(o, x, &ops[i], err);
-		if (ret < 0) {
-			if (failed != NULL)
-				*failed = i;
-			fg_txn_free(x);
-			return ret;
-		}
+		if (ret < 0 && failed != NULL)
+			*failed = i;
 	}
 	fg_txn_free(x);
+	return ret;
+}
+
+int
+fg_ops_apply_checked(struct fg_ownership *o, const struct fg_op *ops, size_t n,
+		     size_t *failed, struct fg_err *err)
+{
+	int ret = 0;
+
 	/* Every operation passed its check on the state the earlier ones
 	 * produce: applying them in order is accepted. */
 	for (size_t i = 0; i < n; i++) {
@@ -420,6 +425,15 @@ fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
 	}
 	fg_tables_sync(fg_ownership_tables(o));
 	return ret;
+}
+
+int
+fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
+		 size_t *failed, struct fg_err *err)
+{
+	int ret = fg_ops_check_all(o, ops, n, failed, err);
+
+	return ret < 0 ? ret : fg_ops_apply_checked(o, ops, n, failed, err);
 }
 
 static int

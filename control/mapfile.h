@@ -60,6 +60,14 @@ int fg_op_check(struct fg_ownership *o, struct fg_txn *x, const struct fg_op *op
 int fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
 		     size_t *failed, struct fg_err *err);
 
+/* The two halves of fg_ops_apply_all, for a caller that makes the change
+ * durable in between: check all (nothing changes), then apply all (and
+ * synchronise the tables). */
+int fg_ops_check_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
+		     size_t *failed, struct fg_err *err);
+int fg_ops_apply_checked(struct fg_ownership *o, const struct fg_op *ops,
+			 size_t n, size_t *failed, struct fg_err *err);
+
 /*
  * Load a mapping file as one transaction (SPEC 4): every line is decoded and
  * every operation checked against the state the earlier ones produce before

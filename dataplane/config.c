@@ -24,6 +24,7 @@ fg_config_defaults(struct fg_config *c)
 	c->max_sinks = 65536;
 	c->max_devices = 1 << 20;
 	c->mbufs = 16383;
+	c->compact_bytes = 256u << 20;
 }
 
 void
@@ -171,6 +172,7 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 {
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
 					    "journal_dir", "tables", "ports", "mbufs",
+					    "control_group", "read_group", "compact_bytes",
 					    NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
@@ -211,8 +213,16 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	if (fg_string_setting(root, "control_socket", "", c->control_socket,
 			      sizeof(c->control_socket), err) ||
 	    fg_string_setting(root, "journal_dir", "", c->journal_dir,
-			      sizeof(c->journal_dir), err))
+			      sizeof(c->journal_dir), err) ||
+	    fg_string_setting(root, "control_group", "", c->control_group,
+			      sizeof(c->control_group), err) ||
+	    fg_string_setting(root, "read_group", "", c->read_group,
+			      sizeof(c->read_group), err))
 		goto out;
+	v = c->compact_bytes;
+	if (fg_uint_setting(root, "compact_bytes", "", 0, UINT64_MAX >> 1, &v, err))
+		goto out;
+	c->compact_bytes = v;
 	tables = json_object_get(root, "tables");
 	if (tables != NULL) {
 		if (!json_is_object(tables)) {

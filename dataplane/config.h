@@ -7,6 +7,8 @@
  *     "ttl": 64,
  *     "control_socket": "/run/framegate/control.sock",
  *     "journal_dir": "/var/lib/framegate",
+ *     "control_group": "framegate", "read_group": "adm",
+ *     "compact_bytes": 268435456,
  *     "mbufs": 16383,
  *     "tables": {"max_tenants": 65536, "max_sinks": 65536, "max_devices": 1048576},
  *     "ports": [
@@ -48,6 +50,9 @@ struct fg_config {
 	uint8_t ttl;
 	char control_socket[108];
 	char journal_dir[256];
+	char control_group[64];           /* may change state (besides root) */
+	char read_group[64];              /* may read state */
+	uint64_t compact_bytes;           /* journal size that triggers a snapshot */
 	uint32_t max_tenants, max_sinks, max_devices;
 	uint32_t mbufs;                   /* per pool: received, headers, clones */
 	unsigned int n_ports;

@@ -28,10 +28,14 @@
 #include <rte_errno.h>
 #include <rte_lcore.h>
 
+#include <grp.h>
+
 #include "config.h"
+#include "journal.h"
 #include "mapfile.h"
 #include "ownership.h"
 #include "router.h"
+#include "server.h"
 #include "stats.h"
 
 /* Exit codes: 0 done; 1 a file or the set-up was refused; 2 usage. */
@@ -216,6 +220,123 @@ fg_write_stats(const char *path, const struct fg_counter_totals *t)
 	return ret;
 }
 
+/* Journal replay: one record's op lines as one transaction. */
+static int
+fg_replay_record(void *ctx, const char *lines, size_t len, struct fg_err *err)
+{
+	struct fg_ownership *own = ctx;
+	const char *p = lines, *end = lines + len;
+	size_t n = 0, cap = 0, bad = 0;
+	struct fg_op *ops = NULL;
+	int ret = 0;
+
+	while (p < end && ret == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (n == cap) {
+			struct fg_op *o2 = realloc(ops, (cap = cap ? cap * 2 : 64) * sizeof(*ops));
+
+			if (o2 == NULL) {
+				ret = fg_err_set(err, ENOMEM, "out of memory replaying the journal");
+				break;
+			}
+			ops = o2;
+		}
+		ret = fg_op_parse(p, l, &ops[n++], err);
+		p += l + 1;
+	}
+	if (ret == 0)
+		ret = fg_ops_apply_all(own, ops, n, &bad, err);
+	free(ops);
+	return ret;
+}
+
+static int
+fg_group_id(const char *name, gid_t *gid, struct fg_err *err)
+{
+	struct group *g;
+
+	*gid = (gid_t)-1;
+	if (name[0] == '\0')
+		return 0;
+	g = getgrnam(name);
+	if (g == NULL)
+		return fg_err_set(err, ENOENT, "group \"%s\" does not exist on this host", name);
+	*gid = g->gr_gid;
+	return 0;
+}
+
+/* The file's non-blank lines, for the journal. NULL on error. */
+static char *
+fg_read_lines(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	char *out = NULL, *line = NULL;
+	size_t cap = 0, lcap = 0;
+	ssize_t n;
+	FILE *mem;
+
+	if (f == NULL)
+		return NULL;
+	mem = open_memstream(&out, &cap);
+	while ((n = getline(&line, &lcap, f)) > 0) {
+		if (strspn(line, " \t\r\n") == (size_t)n)
+			continue;
+		fputs(line, mem);
+		if (line[n - 1] != '\n')
+			fputc('\n', mem);
+	}
+	free(line);
+	fclose(f);
+	fclose(mem);
+	*len = cap;
+	return out;
+}
+
+/* Router mode's control plane: the journal replayed into the tables, the
+ * initial mapping file (only into an empty journal), then the socket. */
+static int
+fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
+		 struct fg_ownership *own, struct fg_journal **jp, struct fg_err *err)
+{
+	struct fg_journal_stats st = { 0 };
+	uint64_t t0 = rte_get_timer_cycles();
+	struct fg_journal *j;
+	int ret;
+
+	j = fg_journal_open(cfg->journal_dir, err);
+	if (j == NULL)
+		return -err->code;
+	*jp = j;
+	ret = fg_journal_replay(j, fg_replay_record, own, &st, err);
+	if (ret < 0)
+		return ret;
+	if (st.records_replayed || st.snapshot_bytes)
+		fprintf(stderr, "framegate: journal %s: restored %u devices from %lu records%s in %.2f s\n",
+			cfg->journal_dir, fg_tables_count_devices(fg_ownership_tables(own)),
+			(unsigned long)st.records_replayed, st.snapshot_bytes ? " and a snapshot" : "",
+			(double)(rte_get_timer_cycles() - t0) / rte_get_timer_hz());
+	if (st.bytes_discarded)
+		fprintf(stderr, "framegate: journal %s: discarded a torn last record (%lu bytes, never acknowledged)\n",
+			cfg->journal_dir, (unsigned long)st.bytes_discarded);
+	if (o->mappings == NULL)
+		return 0;
+	if (st.records_replayed || st.snapshot_bytes)
+		return fg_err_set(err, EEXIST, "--mappings %s: the journal in %s already holds the state; change it with fgctl load",
+				  o->mappings, cfg->journal_dir);
+	ret = fg_mapfile_load(own, o->mappings, NULL, err);
+	if (ret < 0)
+		return ret;
+	size_t len = 0;
+	char *text = fg_read_lines(o->mappings, &len);
+
+	ret = text == NULL ? fg_err_set(err, EIO, "%s: cannot read it again", o->mappings)
+			   : len ? fg_journal_append(j, text, len, err) : 0;
+	free(text);
+	return ret;
+}
+
 /* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
 static int
 fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
@@ -230,6 +351,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_router r;
 	struct fg_tables *t;
 	struct fg_ownership *own = NULL;
+	struct fg_journal *journal = NULL;
+	struct fg_server *server = NULL;
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -241,7 +364,11 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			cfg->max_devices, rte_strerror(rte_errno));
 		goto out;
 	}
-	if (o->mappings != NULL && fg_mapfile_load(own, o->mappings, NULL, &err) != 0) {
+	if (expected >= 0 && fg_mapfile_load(own, o->mappings, NULL, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		goto out;
+	}
+	if (expected < 0 && fg_control_start(cfg, o, own, &journal, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
@@ -249,6 +376,18 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		fg_router_close(&r);
 		goto out;
+	}
+	if (expected < 0) {
+		struct fg_server_config sc = { .path = cfg->control_socket,
+					       .compact_bytes = cfg->compact_bytes };
+
+		if (fg_group_id(cfg->control_group, &sc.write_gid, &err) != 0 ||
+		    fg_group_id(cfg->read_group, &sc.read_gid, &err) != 0 ||
+		    (server = fg_server_create(&sc, own, journal, &r, &err)) == NULL) {
+			fprintf(stderr, "framegate: %s\n", err.msg);
+			fg_router_close(&r);
+			goto out;
+		}
 	}
 	signal(SIGINT, fg_on_signal);
 	signal(SIGTERM, fg_on_signal);
@@ -266,18 +405,24 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			fprintf(stderr, "framegate replay: received %lu of %ld packets\n",
 				(unsigned long)got, expected);
 	} else if (on_main) {
-		fprintf(stderr, "framegate: no worker lcore; the main lcore forwards (give -l with two lcores to keep them apart)\n");
+		/* One lcore: it forwards, and between bursts serves the control
+		 * socket, offline for the tables meanwhile (a grace period must
+		 * not wait for the thread that is waiting for it). */
+		fprintf(stderr, "framegate: no worker lcore; the main lcore forwards and serves the control socket (give -l two lcores to keep them apart)\n");
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
-			for (int i = 0; i < 1024; i++)
+			for (int i = 0; i < 64; i++)
 				fg_worker_drain(r.workers[0], UINT64_MAX, 64);
+			fg_tables_reader_offline(t, r.workers[0]->id);
+			fg_server_poll(server, 0);
+			fg_tables_reader_online(t, r.workers[0]->id);
 		}
 	} else {
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz()))
-			usleep(10000);
+			fg_server_poll(server, 10);
 		fg_router_stop(&r);
 	}
 	t1 = rte_get_timer_cycles();
@@ -294,6 +439,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		goto out;
 	ret = fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
 out:
+	fg_server_free(server);
+	fg_journal_close(journal);
 	fg_ownership_free(own);
 	fg_tables_free(t);
 	return ret;

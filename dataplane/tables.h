@@ -137,6 +137,21 @@ fg_tables_reader_quiescent(struct fg_tables *t, unsigned int reader_id)
 	rte_rcu_qsbr_quiescent(t->qsbr, reader_id);
 }
 
+/* A reader that stops looking entries up for a while (the main lcore when it
+ * also serves the control socket) goes offline, so grace periods do not wait
+ * for it, and online again before its next lookup. */
+static inline void
+fg_tables_reader_offline(struct fg_tables *t, unsigned int reader_id)
+{
+	rte_rcu_qsbr_thread_offline(t->qsbr, reader_id);
+}
+
+static inline void
+fg_tables_reader_online(struct fg_tables *t, unsigned int reader_id)
+{
+	rte_rcu_qsbr_thread_online(t->qsbr, reader_id);
+}
+
 /* Single lookups: for the writer thread, and for a reader's rare slow path
  * (readers normally look up in bulk). */
 const struct fg_tenant *fg_tables_tenant(const struct fg_tables *t,

@@ -137,10 +137,11 @@ setup(void)
 	cr_assert_not_null(f);
 	fprintf(f,
 		"{\"tables\": {\"max_tenants\": 64, \"max_sinks\": 64, \"max_devices\": 1024},\n"
+		" \"journal_dir\": \"%s/journal\", \"control_socket\": \"%s/ctl.sock\",\n"
 		" \"ports\": [\n"
 		"  {\"port\": 0, \"role\": \"ingress\"},\n"
 		"  {\"port\": 1, \"role\": \"egress\", \"next_hop_mac\": \"%s\", \"ipv4\": \"198.18.2.1\"}\n"
-		" ]}\n", mac_vv);
+		" ]}\n", dir, dir, mac_vv);
 	fclose(f);
 }
 

@@ -1,0 +1,27 @@
+/*
+ * The state as mapping-file op lines (see dump.c).
+ */
+#ifndef FG_DUMP_H
+#define FG_DUMP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "ownership.h"
+
+/* Receives one op line (no newline); 0 or -errno to stop. */
+typedef int fg_dump_emit_fn(void *ctx, const char *line);
+
+/* Every op line of the state, or of one tenant (tenant != 0). 0 or -errno. */
+int fg_dump(const struct fg_ownership *o, uint32_t tenant, fg_dump_emit_fn *emit,
+	    void *ctx);
+
+/* The whole state to a file, one line each (a journal snapshot). */
+int fg_dump_file(const struct fg_ownership *o, FILE *out);
+
+/* A device mapping as its op object (new reference). */
+json_t *fg_device_json(const struct fg_device *e);
+
+#endif /* FG_DUMP_H */

@@ -1,0 +1,807 @@
+/*
+ * The control server (see server.h and include/framegate/ctl.h). One control
+ * command's path, from the socket to the ack:
+ *
+ *   read a framed request -> check the peer may run it (SO_PEERCRED)
+ *   -> decode the change into op lines with fg_op_parse()
+ *   -> check them all as one transaction (fg_ops_check_all)
+ *   -> append them to the journal and fsync (ack means durable)
+ *   -> apply them and wait for a grace period (ack means enforced)
+ *   -> reply.
+ *
+ * Commands are rows of {name, writes, handler}. Everything runs on the main
+ * thread, one request at a time, so changes are applied in arrival order.
+ */
+#define _GNU_SOURCE             /* struct ucred, accept4 */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <rte_common.h>
+
+#include <framegate/ctl.h>
+
+#include "../dataplane/router.h"
+#include "dump.h"
+#include "mapfile.h"
+#include "server.h"
+#include "stats.h"
+
+#define FG_SERVER_MAX_CONNS 64
+
+struct fg_load {
+	bool active;
+	struct fg_op *ops;
+	unsigned long *lines;       /* line number (in the load) of each op */
+	size_t n, cap;
+	char *text;                 /* the op lines, for the journal record */
+	size_t text_len, text_cap;
+	unsigned long line_no;
+};
+
+struct fg_conn {
+	int fd;
+	uid_t uid;
+	bool can_write, can_read;
+	uint8_t *buf;
+	size_t len, cap;
+	time_t last;
+	struct fg_load load;
+};
+
+struct fg_server {
+	struct fg_server_config cfg;
+	char path[108];
+	int listen_fd;
+	struct fg_ownership *own;
+	struct fg_journal *journal;
+	const struct fg_router *router;
+	struct fg_conn conns[FG_SERVER_MAX_CONNS];
+	unsigned int n_conns;
+	time_t started;
+	uint64_t changes;
+};
+
+struct fg_cmd {
+	const char *name;
+	bool writes;
+	int (*handler)(struct fg_server *s, struct fg_conn *c, json_t *req,
+		       json_t *res, struct fg_err *err);
+};
+
+/* ---- changes: decode, check, journal, apply -------------------------------- */
+
+static int
+fg_load_reset(struct fg_load *l)
+{
+	free(l->ops);
+	free(l->lines);
+	free(l->text);
+	memset(l, 0, sizeof(*l));
+	return 0;
+}
+
+/* Append whole op lines to a pending change, decoding each. */
+static int
+fg_load_add(struct fg_load *l, const char *text, size_t len, struct fg_err *err)
+{
+	const char *p = text, *end = text + len;
+
+	if (len > 0 && text[len - 1] != '\n')
+		return fg_err_set(err, EINVAL, "line %lu: a chunk must end with a whole line",
+				  l->line_no + (unsigned long)(memchr(text, '\n', len) ? 2 : 1));
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)(nl - p);
+
+		l->line_no++;
+		if (strspn(p, " \t\r") < n) {
+			if (l->n == l->cap) {
+				size_t cap = l->cap ? l->cap * 2 : 64;
+				struct fg_op *ops = realloc(l->ops, cap * sizeof(*ops));
+				unsigned long *ln = ops ? realloc(l->lines, cap * sizeof(*ln)) : NULL;
+
+				if (ops)
+					l->ops = ops;
+				if (ln == NULL)
+					return fg_err_set(err, ENOMEM, "line %lu: out of memory", l->line_no);
+				l->lines = ln;
+				l->cap = cap;
+			}
+			if (fg_op_parse(p, n, &l->ops[l->n], err) < 0) {
+				fg_err_prefix(err, "line %lu: ", l->line_no);
+				return -err->code;
+			}
+			l->lines[l->n++] = l->line_no;
+			if (l->text_len + n + 1 > l->text_cap) {
+				size_t cap = RTE_MAX(l->text_cap * 2, l->text_len + n + 1 + 4096);
+				char *t = realloc(l->text, cap);
+
+				if (t == NULL)
+					return fg_err_set(err, ENOMEM, "line %lu: out of memory", l->line_no);
+				l->text = t;
+				l->text_cap = cap;
+			}
+			memcpy(l->text + l->text_len, p, n);
+			l->text[l->text_len + n] = '\n';
+			l->text_len += n + 1;
+		}
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/* The change path: check, journal, apply, grace period. */
+static int
+fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err *err)
+{
+	size_t bad = 0;
+	int ret;
+
+	if (l->n == 0)
+		return 0;
+	ret = fg_ops_check_all(s->own, l->ops, l->n, &bad, err);
+	if (ret < 0) {
+		if (name_lines)
+			fg_err_prefix(err, "line %lu: ", l->lines[bad]);
+		return ret;
+	}
+	if (s->journal != NULL) {
+		ret = fg_journal_append(s->journal, l->text, l->text_len, err);
+		if (ret < 0)
+			return ret;
+	}
+	ret = fg_ops_apply_checked(s->own, l->ops, l->n, &bad, err);
+	if (ret < 0)
+		return ret;
+	s->changes += l->n;
+	return 0;
+}
+
+/* One change given as an op object. */
+static int
+fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
+{
+	struct fg_load l = { 0 };
+	char *line;
+	int ret;
+
+	if (!json_is_object(op))
+		return fg_err_set(err, EINVAL, "\"op\" must be a mapping-file operation object");
+	line = json_dumps(op, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *nl = line ? realloc(line, strlen(line) + 2) : NULL;
+
+	if (nl == NULL) {
+		free(line);
+		return fg_err_set(err, ENOMEM, "out of memory");
+	}
+	line = nl;
+	strcat(line, "\n");
+	ret = fg_load_add(&l, line, strlen(line), err);
+	/* One op is not a file: its errors need no line number. */
+	if (ret < 0 && err != NULL && strncmp(err->msg, "line 1: ", 8) == 0)
+		memmove(err->msg, err->msg + 8, strlen(err->msg + 8) + 1);
+	free(line);
+	if (ret == 0)
+		ret = fg_commit(s, &l, false, err);
+	fg_load_reset(&l);
+	return ret;
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+static int
+fg_cmd_apply(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	     struct fg_err *err)
+{
+	int ret;
+
+	(void)c;
+	ret = fg_commit_op(s, json_object_get(req, "op"), err);
+	if (ret == 0)
+		json_object_set_new(res, "applied", json_integer(1));
+	return ret;
+}
+
+/* Key rotation: the device's mapping as it is, with a new key (or none). */
+static int
+fg_cmd_rekey(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	     struct fg_err *err)
+{
+	json_t *t = json_object_get(req, "tenant"), *d = json_object_get(req, "device");
+	json_t *k = json_object_get(req, "key"), *op, *probe;
+	const struct fg_device *cur;
+	struct fg_op parsed;
+	int ret;
+
+	(void)c;
+	/* Decode tenant and device as a del_device op would. */
+	probe = json_pack("{s:s, s:O, s:O}", "op", "del_device", "tenant", t ? t : json_null(),
+			  "device", d ? d : json_null());
+	char *line = json_dumps(probe, JSON_COMPACT);
+
+	json_decref(probe);
+	ret = fg_op_parse(line, strlen(line), &parsed, err);
+	free(line);
+	if (ret < 0)
+		return ret;
+	if (fg_device_owner(s->own, parsed.del_device.device_id) != parsed.del_device.tenant_id)
+		return fg_err_set(err, ENOENT, "device 0x%016" PRIx64 " is not held by tenant %" PRIu32,
+				  parsed.del_device.device_id, parsed.del_device.tenant_id);
+	cur = fg_tables_device(fg_ownership_tables(s->own), parsed.del_device.tenant_id,
+			       parsed.del_device.device_id);
+	op = fg_device_json(cur);
+	if (k != NULL)
+		json_object_set(op, "key", k);
+	else
+		json_object_del(op, "key");
+	ret = fg_commit_op(s, op, err);
+	json_decref(op);
+	if (ret == 0)
+		json_object_set_new(res, "applied", json_integer(1));
+	return ret;
+}
+
+static int
+fg_cmd_load_begin(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		  struct fg_err *err)
+{
+	(void)s;
+	(void)req;
+	(void)res;
+	(void)err;
+	fg_load_reset(&c->load);
+	c->load.active = true;
+	return 0;
+}
+
+static int
+fg_cmd_load_chunk(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		  struct fg_err *err)
+{
+	json_t *text = json_object_get(req, "text");
+	int ret;
+
+	(void)s;
+	if (!c->load.active)
+		return fg_err_set(err, EINVAL, "load.chunk without load.begin");
+	if (!json_is_string(text))
+		return fg_err_set(err, EINVAL, "\"text\" must be a string of op lines");
+	ret = fg_load_add(&c->load, json_string_value(text), json_string_length(text), err);
+	if (ret < 0) {
+		fg_load_reset(&c->load);      /* the load is over: nothing applied */
+		return ret;
+	}
+	json_object_set_new(res, "lines", json_integer((json_int_t)c->load.line_no));
+	return 0;
+}
+
+static int
+fg_cmd_load_commit(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		   struct fg_err *err)
+{
+	size_t n = c->load.n;
+	int ret;
+
+	(void)req;
+	if (!c->load.active)
+		return fg_err_set(err, EINVAL, "load.commit without load.begin");
+	ret = fg_commit(s, &c->load, true, err);
+	fg_load_reset(&c->load);
+	if (ret == 0)
+		json_object_set_new(res, "applied", json_integer((json_int_t)n));
+	return ret;
+}
+
+static int
+fg_cmd_load_abort(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		  struct fg_err *err)
+{
+	(void)s;
+	(void)req;
+	(void)res;
+	(void)err;
+	return fg_load_reset(&c->load);
+}
+
+static int
+fg_tenant_arg(json_t *req, uint32_t *tenant, struct fg_err *err)
+{
+	json_t *t = json_object_get(req, "tenant");
+
+	*tenant = 0;
+	if (t == NULL)
+		return 0;
+	if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+	    json_integer_value(t) > UINT32_MAX)
+		return fg_err_set(err, EINVAL, "\"tenant\" must be a tenant id (1..4294967295)");
+	*tenant = (uint32_t)json_integer_value(t);
+	return 0;
+}
+
+static int
+fg_emit_array(void *ctx, const char *line)
+{
+	json_t *o = json_loads(line, 0, NULL);
+
+	return o ? json_array_append_new(ctx, o) : -ENOMEM;
+}
+
+static int
+fg_cmd_dump(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	    struct fg_err *err)
+{
+	json_t *lines = json_array();
+	uint32_t tenant;
+	int ret;
+
+	(void)c;
+	if (fg_tenant_arg(req, &tenant, err) < 0) {
+		json_decref(lines);
+		return -EINVAL;
+	}
+	if (tenant && fg_tables_tenant(fg_ownership_tables(s->own), tenant) == NULL) {
+		json_decref(lines);
+		return fg_err_set(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant);
+	}
+	ret = fg_dump(s->own, tenant, fg_emit_array, lines);
+	json_object_set_new(res, "lines", lines);
+	return ret < 0 ? fg_err_set(err, -ret, "dump failed: %s", strerror(-ret)) : 0;
+}
+
+static int
+fg_cmd_stats(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	     struct fg_err *err)
+{
+	struct fg_counter_totals t = { 0 };
+
+	(void)c;
+	(void)req;
+	(void)err;
+	if (s->router != NULL)
+		fg_router_totals(s->router, &t);
+	json_t *j = fg_totals_to_json(&t);
+
+	json_object_update(res, j);
+	json_decref(j);
+	return 0;
+}
+
+static int
+fg_cmd_drops(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	     struct fg_err *err)
+{
+	uint32_t tenant;
+
+	(void)c;
+	if (fg_tenant_arg(req, &tenant, err) < 0)
+		return -EINVAL;
+	if (tenant == 0) {
+		struct fg_counter_totals t = { 0 };
+		json_t *j;
+
+		if (s->router != NULL)
+			fg_router_totals(s->router, &t);
+		j = fg_totals_to_json(&t);
+		json_object_set(res, "drops", json_object_get(j, "drops"));
+		json_decref(j);
+		return 0;
+	}
+	const struct fg_tenant *tn = fg_tables_tenant(fg_ownership_tables(s->own), tenant);
+	fg_tenant_row row = { 0 };
+
+	if (tn == NULL)
+		return fg_err_set(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant);
+	if (s->router != NULL) {
+		struct fg_counters *w[RTE_MAX_LCORE];
+
+		for (unsigned int i = 0; i < s->router->n_workers; i++)
+			w[i] = s->router->workers[i]->ctr;
+		fg_counters_sum_tenant(w, s->router->n_workers, tn->slot, row);
+	}
+	json_t *j = fg_tenant_row_to_json(row);
+
+	json_object_set_new(res, "tenant", json_integer(tenant));
+	json_object_update(res, j);
+	json_decref(j);
+	return 0;
+}
+
+static int
+fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	      struct fg_err *err)
+{
+	const struct fg_tables *t = fg_ownership_tables(s->own);
+
+	(void)c;
+	(void)req;
+	(void)err;
+	json_object_set_new(res, "status", json_string("ok"));
+	json_object_set_new(res, "uptime_seconds", json_integer(time(NULL) - s->started));
+	json_object_set_new(res, "workers", json_integer(s->router ? s->router->n_workers : 0));
+	json_object_set_new(res, "tenants", json_integer(fg_tables_count_tenants(t)));
+	json_object_set_new(res, "sinks", json_integer(fg_tables_count_sinks(t)));
+	json_object_set_new(res, "devices", json_integer(fg_tables_count_devices(t)));
+	json_object_set_new(res, "changes_applied", json_integer((json_int_t)s->changes));
+	if (s->journal != NULL)
+		json_object_set_new(res, "journal", json_pack("{s:I, s:I, s:I}",
+			"bytes", (json_int_t)fg_journal_size(s->journal),
+			"records", (json_int_t)fg_journal_records(s->journal),
+			"generation", (json_int_t)fg_journal_generation(s->journal)));
+	return 0;
+}
+
+static const struct fg_cmd fg_cmds[] = {
+	{ "apply", true, fg_cmd_apply },
+	{ "rekey", true, fg_cmd_rekey },
+	{ "load.begin", true, fg_cmd_load_begin },
+	{ "load.chunk", true, fg_cmd_load_chunk },
+	{ "load.commit", true, fg_cmd_load_commit },
+	{ "load.abort", true, fg_cmd_load_abort },
+	{ "dump", false, fg_cmd_dump },
+	{ "stats", false, fg_cmd_stats },
+	{ "drops", false, fg_cmd_drops },
+	{ "health", false, fg_cmd_health },
+};
+
+/* ---- the socket ------------------------------------------------------------- */
+
+static const char *
+fg_errno_name(int code)
+{
+	switch (code) {
+	case EINVAL: return "EINVAL";
+	case ENOENT: return "ENOENT";
+	case EEXIST: return "EEXIST";
+	case EXDEV: return "EXDEV";
+	case ENOSPC: return "ENOSPC";
+	case ERANGE: return "ERANGE";
+	case EBUSY: return "EBUSY";
+	case ESTALE: return "ESTALE";
+	case EPERM: return "EPERM";
+	case EACCES: return "EACCES";
+	case ENOMEM: return "ENOMEM";
+	case EMSGSIZE: return "EMSGSIZE";
+	case EIO: return "EIO";
+	default: return "EFAULT";
+	}
+}
+
+/* Write a whole framed message, waiting up to a second for room. */
+static int
+fg_send(int fd, json_t *msg)
+{
+	char *body = json_dumps(msg, JSON_COMPACT);
+	size_t len = body ? strlen(body) : 0, off = 0;
+	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+			   (uint8_t)(len >> 8), (uint8_t)len };
+	struct iovec iov[2];
+	int ret = 0;
+
+	if (body == NULL)
+		return -ENOMEM;
+	while (off < len + 4) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		ssize_t n;
+
+		iov[0] = (struct iovec){ hdr + RTE_MIN(off, 4u), off < 4 ? 4 - off : 0 };
+		iov[1] = (struct iovec){ body + (off > 4 ? off - 4 : 0),
+					 len - (off > 4 ? off - 4 : 0) };
+		n = writev(fd, iov, 2);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		if (poll(&pfd, 1, 1000) <= 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	free(body);
+	return ret;
+}
+
+static void
+fg_reply_error(int fd, const struct fg_err *err)
+{
+	json_t *r = json_pack("{s:b, s:s, s:s}", "ok", 0, "code", fg_errno_name(err->code),
+			      "error", err->msg);
+
+	fg_send(fd, r);
+	json_decref(r);
+}
+
+static void
+fg_conn_close(struct fg_server *s, unsigned int i)
+{
+	close(s->conns[i].fd);
+	free(s->conns[i].buf);
+	fg_load_reset(&s->conns[i].load);
+	s->conns[i] = s->conns[--s->n_conns];
+	memset(&s->conns[s->n_conns], 0, sizeof(s->conns[0]));
+}
+
+/* Is the peer in group gid (primary or supplementary)? */
+static bool
+fg_peer_in_group(pid_t pid, gid_t primary, gid_t gid)
+{
+	char path[64], line[512];
+	bool found = primary == gid;
+	FILE *f;
+
+	if (found || gid == (gid_t)-1)
+		return found;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (char *tok = strtok(line + 7, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			found |= (gid_t)strtoul(tok, NULL, 10) == gid;
+	}
+	fclose(f);
+	return found;
+}
+
+static void
+fg_accept(struct fg_server *s)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct fg_conn *c;
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (s->n_conns == FG_SERVER_MAX_CONNS ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		struct fg_err err;
+
+		fg_err_set(&err, EBUSY, "the router serves %d connections at most", FG_SERVER_MAX_CONNS);
+		fg_reply_error(fd, &err);
+		close(fd);
+		return;
+	}
+	c = &s->conns[s->n_conns++];
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->uid = cred.uid;
+	c->can_write = cred.uid == 0 || fg_peer_in_group(cred.pid, cred.gid, s->cfg.write_gid);
+	c->can_read = c->can_write || fg_peer_in_group(cred.pid, cred.gid, s->cfg.read_gid);
+	c->last = time(NULL);
+}
+
+/* One complete request. */
+static void
+fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t len)
+{
+	struct fg_err err = { 0 };
+	const struct fg_cmd *cmd = NULL;
+	json_error_t jerr;
+	json_t *req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *res;
+	const char *name;
+	int ret;
+
+	if (req == NULL || !json_is_object(req)) {
+		if (req == NULL)
+			fg_err_set(&err, EINVAL, "the request is not valid JSON: %s (column %d)",
+				   jerr.text, jerr.column);
+		else
+			fg_err_set(&err, EINVAL, "a request is one JSON object");
+		fg_reply_error(c->fd, &err);
+		json_decref(req);
+		return;
+	}
+	name = json_string_value(json_object_get(req, "cmd"));
+	for (size_t i = 0; name != NULL && i < RTE_DIM(fg_cmds); i++)
+		if (strcmp(fg_cmds[i].name, name) == 0)
+			cmd = &fg_cmds[i];
+	if (cmd == NULL) {
+		fg_err_set(&err, EINVAL, "unknown command \"%s\"", name ? name : "(none)");
+	} else if (cmd->writes ? !c->can_write : !c->can_read) {
+		fg_err_set(&err, EPERM, "%s: uid %u may not %s (root or the control group may change state%s)",
+			   cmd->name, (unsigned int)c->uid, cmd->writes ? "change state" : "read state",
+			   s->cfg.read_gid != (gid_t)-1 ? "; the read group may read it" : "");
+	}
+	if (err.code) {
+		fg_reply_error(c->fd, &err);
+		json_decref(req);
+		return;
+	}
+	res = json_object();
+	ret = cmd->handler(s, c, req, res, &err);
+	if (ret < 0) {
+		fg_reply_error(c->fd, &err);
+	} else {
+		json_object_set_new(res, "ok", json_true());
+		fg_send(c->fd, res);
+	}
+	json_decref(res);
+	json_decref(req);
+}
+
+/* Read what is there; handle every complete request. -1: close. */
+static int
+fg_conn_read(struct fg_server *s, struct fg_conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->cap - c->len < 65536) {
+			size_t cap = c->cap ? c->cap * 2 : 65536;
+			uint8_t *b;
+
+			if (cap > FG_CTL_MAX_REQUEST + 4 + 65536)
+				cap = FG_CTL_MAX_REQUEST + 4 + 65536;
+			if (cap <= c->cap)
+				break;
+			b = realloc(c->buf, cap);
+			if (b == NULL)
+				return -1;
+			c->buf = b;
+			c->cap = cap;
+		}
+		n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (n == 0)
+			return -1;
+		if (n < 0)
+			break;
+		c->len += (size_t)n;
+		c->last = time(NULL);
+	}
+	while (c->len >= 4) {
+		size_t mlen = (size_t)c->buf[0] << 24 | (size_t)c->buf[1] << 16 |
+			      (size_t)c->buf[2] << 8 | c->buf[3];
+
+		if (mlen > FG_CTL_MAX_REQUEST) {
+			struct fg_err err;
+
+			fg_err_set(&err, EMSGSIZE, "a request of %zu bytes is over the %u-byte limit (send a load in chunks)",
+				   mlen, FG_CTL_MAX_REQUEST);
+			fg_reply_error(c->fd, &err);
+			return -1;
+		}
+		if (c->len < 4 + mlen)
+			break;
+		fg_handle(s, c, c->buf + 4, mlen);
+		memmove(c->buf, c->buf + 4 + mlen, c->len - 4 - mlen);
+		c->len -= 4 + mlen;
+	}
+	return 0;
+}
+
+struct fg_server *
+fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
+		 struct fg_journal *journal, const struct fg_router *router,
+		 struct fg_err *err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct fg_server *s;
+	char dir[sizeof(addr.sun_path)];
+	char *slash;
+	int fd;
+
+	if (strlen(cfg->path) >= sizeof(addr.sun_path)) {
+		fg_err_set(err, ENAMETOOLONG, "%s: a socket path has at most %zu bytes",
+			   cfg->path, sizeof(addr.sun_path) - 1);
+		return NULL;
+	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", cfg->path);
+	snprintf(dir, sizeof(dir), "%s", cfg->path);
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0755);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fg_err_set(err, errno, "%s: socket: %s", cfg->path, strerror(errno));
+		return NULL;
+	}
+	/* A live router answers on the path: refuse; a dead one's file goes. */
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 || errno == EAGAIN) {
+		close(fd);
+		fg_err_set(err, EADDRINUSE, "%s: another router is serving this socket", cfg->path);
+		return NULL;
+	}
+	close(fd);
+	unlink(cfg->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+	    chmod(cfg->path, 0660) != 0 ||
+	    (cfg->write_gid != (gid_t)-1 && chown(cfg->path, (uid_t)-1, cfg->write_gid) != 0) ||
+	    listen(fd, 16) != 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		fg_err_set(err, e, "%s: cannot listen: %s", cfg->path, strerror(e));
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		fg_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	s->cfg = *cfg;
+	snprintf(s->path, sizeof(s->path), "%s", cfg->path);
+	s->cfg.path = s->path;
+	s->listen_fd = fd;
+	s->own = own;
+	s->journal = journal;
+	s->router = router;
+	s->started = time(NULL);
+	return s;
+}
+
+static int
+fg_emit_snapshot(void *ctx, FILE *out)
+{
+	return fg_dump_file(ctx, out);
+}
+
+void
+fg_server_poll(struct fg_server *s, int timeout_ms)
+{
+	struct pollfd pfd[FG_SERVER_MAX_CONNS + 1];
+	unsigned int n = s->n_conns;
+	time_t now;
+
+	pfd[0] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+	for (unsigned int i = 0; i < n; i++)
+		pfd[i + 1] = (struct pollfd){ .fd = s->conns[i].fd, .events = POLLIN };
+	if (poll(pfd, n + 1, timeout_ms) <= 0)
+		goto idle;
+	/* Connections first (from the last, as closing moves the last one into
+	 * the freed place), then new ones. */
+	for (unsigned int i = n; i-- > 0;)
+		if (pfd[i + 1].revents && fg_conn_read(s, &s->conns[i]) < 0)
+			fg_conn_close(s, i);
+	if (pfd[0].revents & POLLIN)
+		fg_accept(s);
+idle:
+	now = time(NULL);
+	for (unsigned int i = s->n_conns; i-- > 0;)
+		if (now - s->conns[i].last > FG_CTL_IDLE_SECONDS)
+			fg_conn_close(s, i);
+	/* Compaction, off the ack path: when the journal has grown. */
+	if (s->journal != NULL && s->cfg.compact_bytes != 0 &&
+	    fg_journal_size(s->journal) > s->cfg.compact_bytes) {
+		struct fg_err err = { 0 };
+
+		if (fg_journal_snapshot(s->journal, fg_emit_snapshot, s->own, &err) != 0)
+			fprintf(stderr, "framegate: journal compaction failed: %s\n", err.msg);
+	}
+}
+
+void
+fg_server_free(struct fg_server *s)
+{
+	if (s == NULL)
+		return;
+	while (s->n_conns > 0)
+		fg_conn_close(s, s->n_conns - 1);
+	close(s->listen_fd);
+	unlink(s->path);
+	free(s);
+}

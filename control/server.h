@@ -1,0 +1,44 @@
+/*
+ * The control server: the router's Unix socket, served from the main thread
+ * (never a worker). Protocol in include/framegate/ctl.h.
+ */
+#ifndef FG_SERVER_H
+#define FG_SERVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <framegate/error.h>
+
+#include "journal.h"
+#include "ownership.h"
+
+struct fg_router;
+
+struct fg_server_config {
+	const char *path;            /* socket path; its folder is created */
+	gid_t write_gid;             /* besides root, may change state; -1: none */
+	gid_t read_gid;              /* besides those, may read; -1: none */
+	uint64_t compact_bytes;      /* snapshot when the journal grows past */
+};
+
+struct fg_server;
+
+/* Listen on cfg->path (mode 0660, group write_gid when set). A socket file
+ * left by a dead router is replaced; one a live router answers on is not.
+ * NULL with err naming the path on failure. router may be NULL (no
+ * counters to report). */
+struct fg_server *fg_server_create(const struct fg_server_config *cfg,
+				   struct fg_ownership *own,
+				   struct fg_journal *journal,
+				   const struct fg_router *router,
+				   struct fg_err *err);
+
+/* Serve whatever is ready, waiting up to timeout_ms for something. Changes
+ * are applied one at a time, in arrival order. */
+void fg_server_poll(struct fg_server *s, int timeout_ms);
+
+/* Close every connection and remove the socket file. */
+void fg_server_free(struct fg_server *s);
+
+#endif /* FG_SERVER_H */

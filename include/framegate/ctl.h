@@ -1,0 +1,50 @@
+/*
+ * The control protocol between the router's control socket and fgctl: one
+ * definition, included by the server (control/server.c) and the client
+ * (control/fgctl.c).
+ *
+ * Transport: a Unix stream socket (the router's `control_socket`, mode 0660).
+ * Framing: each message is a 4-byte big-endian length, then that many bytes
+ * of one JSON object (UTF-8). A request longer than FG_CTL_MAX_REQUEST is
+ * answered with an error and the connection is closed; a connection idle for
+ * FG_CTL_IDLE_SECONDS is closed.
+ *
+ * Requests are {"cmd": NAME, ...arguments}. Every response has "ok": true
+ * with the command's result fields, or "ok": false with "code" (an errno
+ * name such as "EEXIST") and "error" (one sentence naming the input).
+ *
+ *   cmd           arguments                    result                writes
+ *   apply         "op": a mapping-file op      "applied": 1          yes
+ *   load.begin    -                            -                     yes
+ *   load.chunk    "text": whole op lines       "lines": total so far yes
+ *   load.commit   -                            "applied": N          yes
+ *   load.abort    -                            -                     yes
+ *   dump          "tenant": T (optional)       "lines": [op, ...]    no
+ *   stats         -                            counters (SPEC 3)     no
+ *   drops         "tenant": T (optional)       "drops": {...}        no
+ *   health        -                            state of the router   no
+ *
+ * A change is acknowledged (ok) only after it is in the fsync'd journal and
+ * every worker has passed a quiescent point since it was published (SPEC 4).
+ * A load is one transaction: its lines are decoded as they arrive (an error
+ * names the line within the load) and checked together at commit; any error
+ * applies nothing.
+ */
+#ifndef FRAMEGATE_CTL_H
+#define FRAMEGATE_CTL_H
+
+#include <stdint.h>
+
+#define FG_CTL_VERSION 1
+#define FG_CTL_MAX_REQUEST (4u << 20)     /* bytes of one message */
+#define FG_CTL_LOAD_CHUNK (1u << 20)      /* bytes of load text per chunk */
+#define FG_CTL_IDLE_SECONDS 60
+#define FG_CTL_DEFAULT_SOCKET "/run/framegate/control.sock"
+
+/* fgctl exit codes. */
+#define FG_CTL_EXIT_OK 0
+#define FG_CTL_EXIT_REFUSED 1      /* refused or invalid */
+#define FG_CTL_EXIT_USAGE 2
+#define FG_CTL_EXIT_UNREACHABLE 3  /* router unreachable */
+
+#endif /* FRAMEGATE_CTL_H */

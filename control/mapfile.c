@@ -140,8 +140,9 @@ fg_dec_tenant(json_t *o, struct fg_op *op, struct fg_err *err)
 		if (!json_is_string(name) || strlen(json_string_value(name)) >= FG_TENANT_NAME_MAX)
 			return fg_bad(err, "field \"name\" must be a string of at most %d bytes",
 				      FG_TENANT_NAME_MAX - 1);
+		/* The spec's name pointer is set where the op is used: ops
+		 * are copied and moved (arrays grow), their name with them. */
 		snprintf(op->name, sizeof(op->name), "%s", json_string_value(name));
-		s->name = op->name;
 	}
 	if (json_object_get(o, "max_devices") &&
 	    fg_get_u32(o, "max_devices", 1, &s->max_devices, err))
@@ -336,9 +337,13 @@ out:
 int
 fg_op_apply(struct fg_ownership *o, const struct fg_op *op, struct fg_err *err)
 {
+	struct fg_tenant_spec tenant;
+
 	switch (op->kind) {
 	case FG_OP_TENANT:
-		return fg_tenant_add(o, &op->tenant, err);
+		tenant = op->tenant;
+		tenant.name = op->name[0] ? op->name : NULL;
+		return fg_tenant_add(o, &tenant, err);
 	case FG_OP_SINK:
 		return fg_sink_add(o, &op->sink, err);
 	case FG_OP_DEVICE:
@@ -364,9 +369,13 @@ int
 fg_op_check(struct fg_ownership *o, struct fg_txn *x, const struct fg_op *op,
 	    struct fg_err *err)
 {
+	struct fg_tenant_spec tenant;
+
 	switch (op->kind) {
 	case FG_OP_TENANT:
-		return fg_tenant_add_check(o, x, &op->tenant, err);
+		tenant = op->tenant;
+		tenant.name = op->name[0] ? op->name : NULL;
+		return fg_tenant_add_check(o, x, &tenant, err);
 	case FG_OP_SINK:
 		return fg_sink_add_check(o, x, &op->sink, err);
 	case FG_OP_DEVICE:

@@ -26,7 +26,9 @@ enum fg_op_kind {
 
 struct fg_op {
 	enum fg_op_kind kind;
-	char name[FG_TENANT_NAME_MAX];     /* storage for tenant.name */
+	char name[FG_TENANT_NAME_MAX];     /* the tenant's name ("" for none);
+					    * tenant.name is set from it by
+					    * fg_op_apply/fg_op_check */
 	union {
 		struct fg_tenant_spec tenant;  /* tenant */
 		struct fg_sink_spec sink;      /* sink */

@@ -1,0 +1,1341 @@
+/*
+ * fgctl: the operator's client of the router's control socket (SPEC 4).
+ *
+ * Every command is a row of the table `fgctl_cmds` below: its words, its
+ * arguments (each with the JSON field it fills and the type that checks it),
+ * the request it sends, how its answer is shown, and its help. The argument
+ * parser, `--help`, the usage lines and the requests are all made from those
+ * rows, so a command is added by adding a row.
+ *
+ * The protocol (framing, commands, exit codes) is include/framegate/ctl.h.
+ * Arguments are checked here before anything is sent, so that a typo gets a
+ * sentence naming the argument and exit 2 rather than a round trip; the
+ * router checks everything again (it is the authority).
+ *
+ * fgctl links jansson only: no DPDK, so it runs on any host that can reach
+ * the socket.
+ */
+#define _GNU_SOURCE            /* memrchr */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "framegate/ctl.h"
+#include "framegate/wire.h"
+
+#define FGCTL "fgctl"
+#define FGCTL_MAX_RESPONSE (64u << 20)   /* refuse a longer response */
+#define FGCTL_MAX_ARGS 8
+#define FGCTL_NAME_MAX 63                /* tenant name bytes (tables.h) */
+
+/* The drop reasons in check order, from the one list (SPEC 3). */
+static const char *const fgctl_reasons[] = {
+#define FG_DROP(name, doc) #name,
+#include "framegate/drop_reasons.def"
+#undef FG_DROP
+};
+#define FGCTL_N_REASONS (sizeof(fgctl_reasons) / sizeof(fgctl_reasons[0]))
+
+/* ---- argument types --------------------------------------------------------- */
+
+enum fgctl_type {
+	T_ID,          /* tenant, sink, limits: 1..4294967295 */
+	T_U32,         /* epoch: 0..4294967295 */
+	T_PORT,        /* UDP port: 1..65535 */
+	T_U16,         /* egress port: 0..65535 */
+	T_DEVICE,      /* "0x" hex or decimal, non-zero; sent as "0x%016llx" */
+	T_KEY,         /* 32 hex digits */
+	T_SINKS,       /* S1[,S2...]: 1 to FG_MAX_SINKS sink ids */
+	T_NAME,        /* tenant name, 1..63 bytes of UTF-8 */
+	T_ADDR,        /* IPv4 or IPv6 address */
+	T_FILE,        /* a path, opened by the command */
+	T_FLAG,        /* no value */
+};
+
+/* Checks one argument; on success *out is its JSON value, on failure msg
+ * says what the value is not (the caller names the argument). */
+typedef int fgctl_parse_fn(const char *s, uint64_t min, uint64_t max,
+			   json_t **out, char *msg, size_t len);
+
+struct fgctl_type_def {
+	fgctl_parse_fn *parse;
+	uint64_t min, max;
+};
+
+/* An unsigned decimal without sign, blanks or excess: 0 or -1. */
+static int
+fgctl_decimal(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno != 0 || *end != '\0' || *out > max ? -1 : 0;
+}
+
+static int
+fgctl_parse_number(const char *s, uint64_t min, uint64_t max, json_t **out,
+		   char *msg, size_t len)
+{
+	uint64_t v;
+
+	if (fgctl_decimal(s, max, &v) != 0 || v < min) {
+		snprintf(msg, len, "is not a number from %" PRIu64 " to %" PRIu64, min, max);
+		return -1;
+	}
+	*out = json_integer((json_int_t)v);
+	return 0;
+}
+
+static int
+fgctl_parse_device(const char *s, uint64_t min, uint64_t max, json_t **out,
+		   char *msg, size_t len)
+{
+	int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *digits = hex ? s + 2 : s;
+	uint64_t v = 0;
+	char buf[19];
+	char *end;
+
+	(void)min;
+	if (hex) {
+		size_t n = strlen(digits);
+
+		if (n == 0 || n > 16 || strspn(digits, "0123456789abcdefABCDEF") != n)
+			v = 0;
+		else
+			v = strtoull(digits, &end, 16);
+	} else if (fgctl_decimal(digits, max, &v) != 0) {
+		v = 0;
+	}
+	if (v == 0) {
+		snprintf(msg, len, "is not a device id (\"0x\" and up to 16 hex digits, "
+			 "or a decimal number; not zero)");
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "0x%016llx", (unsigned long long)v);
+	*out = json_string(buf);
+	return 0;
+}
+
+static int
+fgctl_parse_key(const char *s, uint64_t min, uint64_t max, json_t **out,
+		char *msg, size_t len)
+{
+	char key[2 * FG_AUTH_KEY_LEN + 1];
+
+	(void)min, (void)max;
+	if (strlen(s) != 2 * FG_AUTH_KEY_LEN ||
+	    strspn(s, "0123456789abcdefABCDEF") != 2 * FG_AUTH_KEY_LEN) {
+		snprintf(msg, len, "is not %d hex digits (a %d-byte key)",
+			 2 * FG_AUTH_KEY_LEN, FG_AUTH_KEY_LEN);
+		return -1;
+	}
+	for (int i = 0; i < 2 * FG_AUTH_KEY_LEN; i++)
+		key[i] = (char)(s[i] | 0x20);            /* lower case */
+	key[2 * FG_AUTH_KEY_LEN] = '\0';
+	*out = json_string(key);
+	return 0;
+}
+
+static int
+fgctl_parse_sinks(const char *s, uint64_t min, uint64_t max, json_t **out,
+		  char *msg, size_t len)
+{
+	json_t *a = json_array();
+	const char *p = s;
+
+	do {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char id[24];
+		uint64_t v;
+
+		if (json_array_size(a) == FG_MAX_SINKS) {
+			snprintf(msg, len, "lists more than %d sinks", FG_MAX_SINKS);
+			goto bad;
+		}
+		snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) - 1 ? n : sizeof(id) - 1), p);
+		if (n >= sizeof(id) || fgctl_decimal(id, max, &v) != 0 || v < min) {
+			snprintf(msg, len, "is not a list of 1 to %d sink ids from %" PRIu64
+				 " to %" PRIu64 " separated by commas", FG_MAX_SINKS, min, max);
+			goto bad;
+		}
+		json_array_append_new(a, json_integer((json_int_t)v));
+		p = comma ? comma + 1 : NULL;
+	} while (p != NULL);
+	*out = a;
+	return 0;
+bad:
+	json_decref(a);
+	return -1;
+}
+
+static int
+fgctl_parse_name(const char *s, uint64_t min, uint64_t max, json_t **out,
+		 char *msg, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n < min || n > max) {
+		snprintf(msg, len, "is not a name of %" PRIu64 " to %" PRIu64 " bytes", min, max);
+		return -1;
+	}
+	*out = json_string(s);
+	if (*out == NULL) {
+		snprintf(msg, len, "is not UTF-8 text");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fgctl_parse_addr(const char *s, uint64_t min, uint64_t max, json_t **out,
+		 char *msg, size_t len)
+{
+	unsigned char a[16];
+
+	(void)min, (void)max;
+	if (inet_pton(AF_INET, s, a) != 1 && inet_pton(AF_INET6, s, a) != 1) {
+		snprintf(msg, len, "is not an IPv4 or IPv6 address");
+		return -1;
+	}
+	*out = json_string(s);
+	return 0;
+}
+
+static int
+fgctl_parse_string(const char *s, uint64_t min, uint64_t max, json_t **out,
+		   char *msg, size_t len)
+{
+	(void)min, (void)max, (void)msg, (void)len;
+	*out = json_string_nocheck(s);
+	return 0;
+}
+
+static const struct fgctl_type_def fgctl_types[] = {
+	[T_ID] = { fgctl_parse_number, 1, UINT32_MAX },
+	[T_U32] = { fgctl_parse_number, 0, UINT32_MAX },
+	[T_PORT] = { fgctl_parse_number, 1, 65535 },
+	[T_U16] = { fgctl_parse_number, 0, 65535 },
+	[T_DEVICE] = { fgctl_parse_device, 1, UINT64_MAX },
+	[T_KEY] = { fgctl_parse_key, 0, 0 },
+	[T_SINKS] = { fgctl_parse_sinks, 1, UINT32_MAX },
+	[T_NAME] = { fgctl_parse_name, 1, FGCTL_NAME_MAX },
+	[T_ADDR] = { fgctl_parse_addr, 0, 0 },
+	[T_FILE] = { fgctl_parse_string, 0, 0 },
+	[T_FLAG] = { NULL, 0, 0 },
+};
+
+/* ---- the command rows ------------------------------------------------------- */
+
+enum {
+	A_REQUIRED = 1 << 0,
+	A_WITH_NEXT = 1 << 1,  /* this option and the next go together */
+	A_OR_NEXT = 1 << 2,    /* this option or the next, not both (with
+				* A_REQUIRED: exactly one of them) */
+};
+
+struct fgctl_arg {
+	const char *opt;        /* "--epoch"; NULL for a positional argument */
+	const char *meta;       /* "E" (NULL for a flag) */
+	enum fgctl_type type;
+	const char *field;      /* JSON field it fills; NULL: used by fgctl itself */
+	unsigned int flags;
+	const char *help;
+};
+
+struct fgctl;
+struct fgctl_cmd;
+
+/* Runs a command whose arguments are parsed into c->val[]: an exit code. */
+typedef int fgctl_run_fn(struct fgctl *c, const struct fgctl_cmd *cmd);
+/* Shows a successful answer in human form. */
+typedef void fgctl_show_fn(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res);
+
+struct fgctl_cmd {
+	const char *words;                       /* "device move" */
+	const struct fgctl_arg args[FGCTL_MAX_ARGS];
+	fgctl_run_fn *run;
+	const char *help;                        /* one line */
+	const char *long_help;
+	const char *cmd;                         /* request "cmd" */
+	const char *op;                          /* apply: the op's "op" */
+	fgctl_show_fn *show;
+};
+
+struct fgctl {
+	const char *socket;
+	bool json;
+	int fd;                                  /* -1: not connected / lost */
+	const struct fgctl_cmd *cmd;
+	json_t *val[FGCTL_MAX_ARGS];             /* parsed arguments; NULL: absent */
+};
+
+static fgctl_run_fn fgctl_run_request, fgctl_run_load;
+static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
+	fgctl_show_stats, fgctl_show_drops, fgctl_show_health;
+
+#define ARG_TENANT(f, h) { NULL, "T", T_ID, f, A_REQUIRED, h }
+#define ARG_DEVICE { NULL, "D", T_DEVICE, "device", A_REQUIRED, \
+	"device id: \"0x\" and up to 16 hex digits, or decimal" }
+#define ARG_EPOCH { "--epoch", "E", T_U32, "epoch", A_REQUIRED, \
+	"the mapping's epoch, 0 to 4294967295 (packets must carry it)" }
+#define ARG_SINKS { "--sinks", "S1[,S2...]", T_SINKS, "sinks", A_REQUIRED, \
+	"1 to 8 sink ids of the tenant, separated by commas" }
+#define ARG_KEY(flags, h) { "--key", "HEX32", T_KEY, "key", flags, h }
+
+static const struct fgctl_cmd fgctl_cmds[] = {
+	{ "tenant add", {
+		ARG_TENANT("tenant", "tenant id, 1 to 4294967295"),
+		{ "--name", "N", T_NAME, "name", 0, "a name for people, up to 63 bytes" },
+		{ "--max-devices", "N", T_ID, "max_devices", 0,
+		  "most device mappings the tenant may hold (default: no limit)" },
+		{ "--rate-pps", "N", T_ID, "rate_pps", A_WITH_NEXT,
+		  "frames per second across the router (default: no limit)" },
+		{ "--burst", "N", T_ID, "burst", 0, "frames allowed above the rate at once" } },
+	  fgctl_run_request, "add a tenant",
+	  "Creates tenant T, active, with no sinks and no devices.",
+	  "apply", "tenant", fgctl_show_applied },
+	{ "tenant suspend", { ARG_TENANT("tenant", "tenant id") },
+	  fgctl_run_request, "stop forwarding a tenant's frames",
+	  "Its frames are dropped as tenant_suspended until `tenant resume`; its\n"
+	  "mappings and sinks stay.",
+	  "apply", "suspend", fgctl_show_applied },
+	{ "tenant resume", { ARG_TENANT("tenant", "tenant id") },
+	  fgctl_run_request, "forward a suspended tenant's frames again", "",
+	  "apply", "resume", fgctl_show_applied },
+	{ "tenant del", { ARG_TENANT("tenant", "tenant id") },
+	  fgctl_run_request, "delete a tenant",
+	  "Refused while the tenant still has sinks or device mappings.",
+	  "apply", "del_tenant", fgctl_show_applied },
+	{ "sink add", {
+		{ NULL, "S", T_ID, "sink", A_REQUIRED, "sink id, unique across tenants" },
+		{ "--tenant", "T", T_ID, "tenant", A_REQUIRED, "the tenant that owns the sink" },
+		{ "--addr", "A", T_ADDR, "addr", A_REQUIRED, "destination IPv4 or IPv6 address" },
+		{ "--port", "P", T_PORT, "port", A_REQUIRED, "destination UDP port, 1 to 65535" },
+		{ "--egress", "E", T_U16, "egress", 0, "egress port of the router (default 0)" } },
+	  fgctl_run_request, "add a sink (a destination of copies)",
+	  "The address family of the sink decides the IP version of the copies sent\n"
+	  "to it.",
+	  "apply", "sink", fgctl_show_applied },
+	{ "sink del", { { NULL, "S", T_ID, "sink", A_REQUIRED, "sink id" } },
+	  fgctl_run_request, "delete a sink",
+	  "Refused while a device mapping still sends to it.",
+	  "apply", "del_sink", fgctl_show_applied },
+	{ "device add", {
+		ARG_TENANT("tenant", "the tenant that owns the device"), ARG_DEVICE,
+		ARG_EPOCH, ARG_SINKS,
+		ARG_KEY(0, "SipHash key, 32 hex digits (default: frames are not authenticated)") },
+	  fgctl_run_request, "map a device to its sinks",
+	  "For a device the tenant already holds, replaces its sinks and key; the\n"
+	  "epoch must not decrease. Refused for a device another tenant holds: use\n"
+	  "`device move`.",
+	  "apply", "device", fgctl_show_applied },
+	{ "device del", { ARG_TENANT("tenant", "the tenant that holds the device"), ARG_DEVICE },
+	  fgctl_run_request, "remove a device mapping",
+	  "When this returns, no frame of the device is forwarded.",
+	  "apply", "del_device", fgctl_show_applied },
+	{ "device move", {
+		ARG_DEVICE,
+		{ "--from", "T1", T_ID, "from", A_REQUIRED, "the tenant that holds the device now" },
+		{ "--to", "T2", T_ID, "to", A_REQUIRED, "the tenant that gets it" },
+		{ "--epoch", "E", T_U32, "epoch", A_REQUIRED,
+		  "the new epoch, larger than the current one" },
+		{ "--sinks", "S1[,S2...]", T_SINKS, "sinks", A_REQUIRED,
+		  "1 to 8 sink ids of the new tenant, separated by commas" },
+		ARG_KEY(0, "a new SipHash key, 32 hex digits (default: the key is kept)") },
+	  fgctl_run_request, "move a device to another tenant in one step",
+	  "Removes the old mapping and installs the new one at once: no frame is\n"
+	  "forwarded under a mix of the two. Refused unless T1 holds the device at\n"
+	  "that moment and E is larger than its epoch.",
+	  "apply", "move", fgctl_show_applied },
+	{ "device rekey", {
+		ARG_TENANT("tenant", "the tenant that holds the device"), ARG_DEVICE,
+		ARG_KEY(A_REQUIRED | A_OR_NEXT, "the new SipHash key, 32 hex digits"),
+		{ "--no-key", NULL, T_FLAG, NULL, 0, "remove the key: frames are no longer authenticated" } },
+	  fgctl_run_request, "rotate or remove a device's key",
+	  "One of the two is required, so that a forgotten --key never turns\n"
+	  "authentication off by accident.",
+	  "rekey", NULL, fgctl_show_rekey },
+	{ "load", { { NULL, "FILE", T_FILE, NULL, A_REQUIRED,
+		      "a mapping file: JSON Lines, one op per line" } },
+	  fgctl_run_load, "apply a mapping file as one transaction",
+	  "Sends the file in chunks of whole lines; the router checks every line,\n"
+	  "in order, against the state the earlier ones produce, and applies all of\n"
+	  "them or none. An error names the line as FILE:LINE. Shows progress when\n"
+	  "stdout is a terminal.",
+	  NULL, NULL, NULL },
+	{ "dump", { { "--tenant", "T", T_ID, "tenant", 0, "only this tenant's state" } },
+	  fgctl_run_request, "print the state as a mapping file",
+	  "One JSON op per line: the output can be given to `fgctl load`.",
+	  "dump", NULL, fgctl_show_dump },
+	{ "stats", { { 0 } },
+	  fgctl_run_request, "print the router's counters",
+	  "Packets received, forwarded, copies sent, tx_full, and every drop reason\n"
+	  "that is not zero (--json: all of them).",
+	  "stats", NULL, fgctl_show_stats },
+	{ "drops", {
+		{ "--tenant", "T", T_ID, "tenant", 0, "only this tenant's drops" },
+		{ "--all", NULL, T_FLAG, NULL, 0, "list every reason, zeros included" } },
+	  fgctl_run_request, "print the drops per reason",
+	  "The reasons are SPEC 3's, in the order the router checks them.",
+	  "drops", NULL, fgctl_show_drops },
+	{ "health", { { 0 } },
+	  fgctl_run_request, "print the state of the router", "",
+	  "health", NULL, fgctl_show_health },
+};
+#define FGCTL_N_CMDS (sizeof(fgctl_cmds) / sizeof(fgctl_cmds[0]))
+
+static int
+fgctl_n_args(const struct fgctl_cmd *cmd)
+{
+	int n = 0;
+
+	while (n < FGCTL_MAX_ARGS && (cmd->args[n].opt != NULL || cmd->args[n].meta != NULL))
+		n++;
+	return n;
+}
+
+/* ---- usage and help, from the rows ------------------------------------------ */
+
+/* "D --from T1 --to T2 --epoch E --sinks S1[,S2...] [--key HEX32]" */
+static void
+fgctl_synopsis(const struct fgctl_cmd *cmd, char *out, size_t len)
+{
+	int n = fgctl_n_args(cmd);
+	size_t k = 0;
+
+	out[0] = '\0';
+#define PUT(...) (k += (size_t)snprintf(out + k, k < len ? len - k : 0, __VA_ARGS__))
+	for (int i = 0; i < n; i++)
+		if (cmd->args[i].opt == NULL)
+			PUT(" %s", cmd->args[i].meta);
+	for (int i = 0; i < n; i++) {
+		const struct fgctl_arg *a = &cmd->args[i];
+		bool grouped = i > 0 && (cmd->args[i - 1].flags & (A_WITH_NEXT | A_OR_NEXT));
+
+		if (a->opt == NULL)
+			continue;
+		bool required = a->flags & A_REQUIRED;
+
+		if (grouped)
+			required = cmd->args[i - 1].flags & A_REQUIRED;
+		if (!grouped)
+			PUT(!required ? " [" : a->flags & A_OR_NEXT ? " {" : " ");
+		else
+			PUT(cmd->args[i - 1].flags & A_OR_NEXT ? " | " : " ");
+		PUT("%s%s%s", a->opt, a->meta ? " " : "", a->meta ? a->meta : "");
+		if (!(a->flags & (A_WITH_NEXT | A_OR_NEXT)) && grouped && required)
+			PUT("}");
+		else if (!(a->flags & (A_WITH_NEXT | A_OR_NEXT)) && !required)
+			PUT("]");
+	}
+#undef PUT
+}
+
+static void
+fgctl_cmd_help(FILE *f, const struct fgctl_cmd *cmd)
+{
+	char syn[512];
+	int n = fgctl_n_args(cmd);
+
+	fgctl_synopsis(cmd, syn, sizeof(syn));
+	fprintf(f, "usage: " FGCTL " [--socket PATH] [--json] %s%s\n\n%s.\n", cmd->words, syn,
+		cmd->help);
+	if (cmd->long_help[0] != '\0')
+		fprintf(f, "\n%s\n", cmd->long_help);
+	if (n > 0)
+		fprintf(f, "\n");
+	for (int i = 0; i < n; i++) {
+		const struct fgctl_arg *a = &cmd->args[i];
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s%s%s", a->opt ? a->opt : "",
+			 a->opt && a->meta ? " " : "", a->meta ? a->meta : "");
+		fprintf(f, "  %-22s %s\n", name, a->help);
+	}
+	if (cmd->op != NULL)
+		fprintf(f, "\nSends {\"cmd\":\"%s\",\"op\":{\"op\":\"%s\",...}} (ctl.h).\n",
+			cmd->cmd, cmd->op);
+	else if (cmd->cmd != NULL)
+		fprintf(f, "\nSends {\"cmd\":\"%s\",...} (ctl.h).\n", cmd->cmd);
+}
+
+static void
+fgctl_help(FILE *f)
+{
+	fprintf(f,
+		"usage: " FGCTL " [--socket PATH] [--json] COMMAND [ARGUMENTS]\n"
+		"       " FGCTL " COMMAND --help\n"
+		"\n"
+		"The operator's client of the framegate router's control socket.\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
+		char syn[512];
+
+		fgctl_synopsis(&fgctl_cmds[i], syn, sizeof(syn));
+		fprintf(f, "  %s%s\n      %s\n", fgctl_cmds[i].words, syn, fgctl_cmds[i].help);
+	}
+	fprintf(f,
+		"\n"
+		"Options:\n"
+		"  --socket PATH   the router's control socket (default $FG_CTL_SOCKET,\n"
+		"                  or " FG_CTL_DEFAULT_SOCKET ")\n"
+		"  --json          print the router's answer as JSON\n"
+		"  --help          this text; after a command, that command's help\n"
+		"\n"
+		"Exit status: 0 done; 1 refused or invalid; 2 usage error; 3 the router\n"
+		"cannot be reached (or the connection broke).\n");
+}
+
+/* ---- messages --------------------------------------------------------------- */
+
+static int
+fgctl_usage_error(const struct fgctl_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, FGCTL ": ");
+	if (cmd != NULL)
+		fprintf(stderr, "%s: ", cmd->words);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see '" FGCTL " %s%s--help')\n", cmd ? cmd->words : "", cmd ? " " : "");
+	return FG_CTL_EXIT_USAGE;
+}
+
+/* How an argument is named in messages: its option, or its field. */
+static const char *
+fgctl_arg_name(const struct fgctl_arg *a)
+{
+	return a->opt ? a->opt : a->field ? a->field : a->meta;
+}
+
+/* ---- parsing a command line ------------------------------------------------- */
+
+static int
+fgctl_set_arg(struct fgctl *c, int i, const char *value)
+{
+	const struct fgctl_cmd *cmd = c->cmd;
+	const struct fgctl_arg *a = &cmd->args[i];
+	const struct fgctl_type_def *t = &fgctl_types[a->type];
+	char msg[256];
+
+	if (c->val[i] != NULL)
+		return fgctl_usage_error(cmd, "%s is given twice", fgctl_arg_name(a));
+	if (t->parse == NULL) {
+		c->val[i] = json_true();
+		return 0;
+	}
+	if (t->parse(value, t->min, t->max, &c->val[i], msg, sizeof(msg)) != 0)
+		return fgctl_usage_error(cmd, "%s \"%s\" %s", fgctl_arg_name(a), value, msg);
+	return 0;
+}
+
+/* argv holds what follows the command words. 0 or an exit code; -1 after
+ * --help was served. */
+static int
+fgctl_parse_args(struct fgctl *c, int argc, char **argv)
+{
+	const struct fgctl_cmd *cmd = c->cmd;
+	int n = fgctl_n_args(cmd), next_pos = 0, ret;
+
+	for (int k = 0; k < argc; k++) {
+		const char *s = argv[k];
+
+		if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+			fgctl_cmd_help(stdout, cmd);
+			return -1;
+		}
+		if (strcmp(s, "--json") == 0) {
+			c->json = true;
+			continue;
+		}
+		if (s[0] == '-' && s[1] != '\0' && !(s[1] >= '0' && s[1] <= '9')) {
+			const char *eq = strchr(s, '=');
+			size_t len = eq ? (size_t)(eq - s) : strlen(s);
+			int i;
+
+			if (strncmp(s, "--socket", len) == 0 && len == 8) {
+				if (eq == NULL && k + 1 == argc)
+					return fgctl_usage_error(cmd, "--socket needs a PATH");
+				c->socket = eq ? eq + 1 : argv[++k];
+				continue;
+			}
+			for (i = 0; i < n; i++)
+				if (cmd->args[i].opt && strlen(cmd->args[i].opt) == len &&
+				    strncmp(cmd->args[i].opt, s, len) == 0)
+					break;
+			if (i == n)
+				return fgctl_usage_error(cmd, "unknown option \"%.*s\"", (int)len, s);
+			if (cmd->args[i].meta == NULL) {
+				if (eq != NULL)
+					return fgctl_usage_error(cmd, "%s takes no value", cmd->args[i].opt);
+				ret = fgctl_set_arg(c, i, s);
+			} else if (eq != NULL) {
+				ret = fgctl_set_arg(c, i, eq + 1);
+			} else if (k + 1 == argc) {
+				return fgctl_usage_error(cmd, "%s needs a value (%s)", cmd->args[i].opt,
+							 cmd->args[i].meta);
+			} else {
+				ret = fgctl_set_arg(c, i, argv[++k]);
+			}
+			if (ret != 0)
+				return ret;
+			continue;
+		}
+		while (next_pos < n && cmd->args[next_pos].opt != NULL)
+			next_pos++;
+		if (next_pos == n)
+			return fgctl_usage_error(cmd, "unexpected argument \"%s\"", s);
+		ret = fgctl_set_arg(c, next_pos++, s);
+		if (ret != 0)
+			return ret;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct fgctl_arg *a = &cmd->args[i];
+
+		if ((a->flags & A_REQUIRED) && (a->flags & A_OR_NEXT)) {
+			if (c->val[i] == NULL && c->val[i + 1] == NULL)
+				return fgctl_usage_error(cmd, "give %s %s or %s", a->opt, a->meta,
+							 cmd->args[i + 1].opt);
+		} else if ((a->flags & A_REQUIRED) && c->val[i] == NULL)
+			return fgctl_usage_error(cmd, "missing %s%s%s (%s)", a->opt ? a->opt : "",
+						 a->opt ? " " : "", a->meta, a->help);
+		if ((a->flags & A_WITH_NEXT) && (c->val[i] == NULL) != (c->val[i + 1] == NULL))
+			return fgctl_usage_error(cmd, "%s and %s go together",
+						 a->opt, cmd->args[i + 1].opt);
+		if ((a->flags & A_OR_NEXT) && c->val[i] != NULL && c->val[i + 1] != NULL)
+			return fgctl_usage_error(cmd, "%s and %s exclude each other",
+						 a->opt, cmd->args[i + 1].opt);
+	}
+	return 0;
+}
+
+/* Words of a row matched by argv: their count, or 0. */
+static int
+fgctl_match(const struct fgctl_cmd *cmd, int argc, char **argv)
+{
+	const char *w = cmd->words;
+	int k = 0;
+
+	while (*w != '\0') {
+		size_t len = strcspn(w, " ");
+
+		if (k == argc || strlen(argv[k]) != len || strncmp(argv[k], w, len) != 0)
+			return 0;
+		k++;
+		w += len;
+		w += *w == ' ';
+	}
+	return k;
+}
+
+/* ---- the connection --------------------------------------------------------- */
+
+static int
+fgctl_connect(struct fgctl *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(c->socket) >= sizeof(sa.sun_path))
+		return fgctl_usage_error(NULL, "--socket \"%s\" is longer than %zu bytes", c->socket,
+					 sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, c->socket, strlen(c->socket) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		fprintf(stderr, FGCTL ": cannot reach the router at %s: %s\n", c->socket,
+			strerror(errno));
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+		return FG_CTL_EXIT_UNREACHABLE;
+	}
+	return FG_CTL_EXIT_OK;
+}
+
+/* The connection is lost or unusable: say why (err < 0: said already),
+ * drop it, exit 3. */
+static int
+fgctl_lost(struct fgctl *c, int err)
+{
+	if (err < 0)
+		;
+	else if (err == 0 || err == EPIPE || err == ECONNRESET)
+		fprintf(stderr, FGCTL ": the router at %s closed the connection\n", c->socket);
+	else
+		fprintf(stderr, FGCTL ": talking to the router at %s: %s\n", c->socket,
+			strerror(err));
+	close(c->fd);
+	c->fd = -1;
+	return FG_CTL_EXIT_UNREACHABLE;
+}
+
+/* All len bytes, through EINTR and short writes: 0 or errno. */
+static int
+fgctl_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Exactly len bytes, through EINTR and short reads: 0, errno, or 0 with
+ * *eof set when the peer closed first. */
+static int
+fgctl_read_all(int fd, void *buf, size_t len, bool *eof)
+{
+	char *p = buf;
+
+	*eof = false;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0) {
+			*eof = true;
+			return 0;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * One request, one response (ctl.h framing). Returns FG_CTL_EXIT_OK with
+ * *res the response (ok:true), FG_CTL_EXIT_REFUSED with *res (ok:false, not
+ * yet reported), or another exit code after reporting. Takes req.
+ */
+static int
+fgctl_call(struct fgctl *c, json_t *req, json_t **res)
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	size_t len = text ? strlen(text) : 0;
+	uint8_t hdr[4];
+	json_error_t jerr;
+	bool eof;
+	char *buf;
+	int err;
+
+	json_decref(req);
+	*res = NULL;
+	if (text == NULL) {
+		fprintf(stderr, FGCTL ": out of memory\n");
+		return FG_CTL_EXIT_REFUSED;
+	}
+	if (len > FG_CTL_MAX_REQUEST) {
+		fprintf(stderr, FGCTL ": the request is %zu bytes, more than the %u a message may have\n",
+			len, FG_CTL_MAX_REQUEST);
+		free(text);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	hdr[0] = (uint8_t)(len >> 24), hdr[1] = (uint8_t)(len >> 16);
+	hdr[2] = (uint8_t)(len >> 8), hdr[3] = (uint8_t)len;
+	err = fgctl_write_all(c->fd, hdr, 4);
+	if (err == 0)
+		err = fgctl_write_all(c->fd, text, len);
+	free(text);
+	if (err != 0)
+		return fgctl_lost(c, err);
+
+	err = fgctl_read_all(c->fd, hdr, 4, &eof);
+	if (err != 0 || eof)
+		return fgctl_lost(c, err);
+	len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+	if (len > FGCTL_MAX_RESPONSE) {
+		fprintf(stderr, FGCTL ": the router at %s announced a response of %zu bytes, "
+			"more than %u; giving up\n", c->socket, len, FGCTL_MAX_RESPONSE);
+		return fgctl_lost(c, -1);
+	}
+	buf = malloc(len ? len : 1);
+	if (buf == NULL) {
+		fprintf(stderr, FGCTL ": out of memory for a response of %zu bytes\n", len);
+		return fgctl_lost(c, ENOMEM);
+	}
+	err = fgctl_read_all(c->fd, buf, len, &eof);
+	if (err != 0 || eof) {
+		free(buf);
+		return fgctl_lost(c, err);
+	}
+	*res = json_loadb(buf, len, 0, &jerr);
+	free(buf);
+	if (!json_is_object(*res) || !json_is_boolean(json_object_get(*res, "ok"))) {
+		fprintf(stderr, FGCTL ": the router at %s sent a response that is not a JSON object "
+			"with \"ok\"%s%s\n", c->socket, *res ? "" : ": ", *res ? "" : jerr.text);
+		json_decref(*res);
+		*res = NULL;
+		return fgctl_lost(c, -1);
+	}
+	return json_is_true(json_object_get(*res, "ok")) ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
+}
+
+/* The router's refusal, in its own words. */
+static void
+fgctl_print_refusal(json_t *res)
+{
+	const char *msg = json_string_value(json_object_get(res, "error"));
+	const char *code = json_string_value(json_object_get(res, "code"));
+
+	if (msg != NULL)
+		fprintf(stderr, FGCTL ": %s\n", msg);
+	else
+		fprintf(stderr, FGCTL ": the router refused the request (%s)\n",
+			code ? code : "no reason given");
+}
+
+/* --json: the response without "ok", compact, on stdout. */
+static void
+fgctl_print_json(json_t *res)
+{
+	char *s;
+
+	json_object_del(res, "ok");
+	s = json_dumps(res, JSON_COMPACT);
+	if (s != NULL)
+		puts(s);
+	free(s);
+}
+
+/* ---- requests made from the rows ---------------------------------------- */
+
+/* Fields of the arguments that have one, in row order. */
+static json_t *
+fgctl_fields(struct fgctl *c, json_t *obj)
+{
+	for (int i = 0; i < fgctl_n_args(c->cmd); i++)
+		if (c->cmd->args[i].field != NULL && c->val[i] != NULL)
+			json_object_set(obj, c->cmd->args[i].field, c->val[i]);
+	return obj;
+}
+
+/* The mapping-file op of an apply row (SPEC 4 "Mapping file"). */
+static json_t *
+fgctl_op(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	json_t *op = fgctl_fields(c, json_pack("{s:s}", "op", cmd->op));
+
+	/* The sink op requires egress; fgctl's default is port 0. */
+	if (strcmp(cmd->op, "sink") == 0 && json_object_get(op, "egress") == NULL)
+		json_object_set_new(op, "egress", json_integer(0));
+	return op;
+}
+
+static int
+fgctl_run_request(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	json_t *req, *res;
+	int ret;
+
+	if (cmd->op != NULL) {
+		req = json_pack("{s:s, s:o}", "cmd", cmd->cmd, "op", fgctl_op(c, cmd));
+	} else {
+		req = fgctl_fields(c, json_pack("{s:s}", "cmd", cmd->cmd));
+	}
+	ret = fgctl_connect(c);
+	if (ret != 0) {
+		json_decref(req);
+		return ret;
+	}
+	ret = fgctl_call(c, req, &res);
+	if (ret == FG_CTL_EXIT_REFUSED && res != NULL) {
+		fgctl_print_refusal(res);
+		if (c->json)
+			fgctl_print_json(res);
+	} else if (ret == FG_CTL_EXIT_OK) {
+		if (c->json)
+			fgctl_print_json(res);
+		else
+			cmd->show(c, cmd, res);
+	}
+	json_decref(res);
+	return ret;
+}
+
+/* ---- showing answers -------------------------------------------------------- */
+
+static json_t *
+fgctl_val(struct fgctl *c, const char *opt_or_field)
+{
+	for (int i = 0; i < fgctl_n_args(c->cmd); i++) {
+		const struct fgctl_arg *a = &c->cmd->args[i];
+
+		if ((a->opt && strcmp(a->opt, opt_or_field) == 0) ||
+		    (a->field && strcmp(a->field, opt_or_field) == 0))
+			return c->val[i];
+	}
+	return NULL;
+}
+
+static void
+fgctl_show_applied(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	json_t *op = fgctl_op(c, cmd);
+	char *s;
+
+	(void)res;
+	s = json_dumps(op, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	printf("applied %s\n", s ? s : cmd->words);
+	free(s);
+	json_decref(op);
+}
+
+static void
+fgctl_show_rekey(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	(void)cmd, (void)res;
+	printf("tenant %" JSON_INTEGER_FORMAT " device %s: %s\n",
+	       json_integer_value(fgctl_val(c, "tenant")),
+	       json_string_value(fgctl_val(c, "device")),
+	       fgctl_val(c, "key") ? "new key installed" : "key removed");
+}
+
+static void
+fgctl_show_dump(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	json_t *line;
+	size_t i;
+
+	(void)c, (void)cmd;
+	json_array_foreach(json_object_get(res, "lines"), i, line) {
+		if (json_is_string(line)) {
+			puts(json_string_value(line));
+		} else {
+			char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+			puts(s ? s : "");
+			free(s);
+		}
+	}
+}
+
+static void
+fgctl_row(const char *name, json_t *v)
+{
+	if (json_is_integer(v)) {
+		printf("%-20s %16" JSON_INTEGER_FORMAT "\n", name, json_integer_value(v));
+	} else {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		printf("%-20s %16s\n", name, s ? s : "?");
+		free(s);
+	}
+}
+
+static bool
+fgctl_is_zero(json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) == 0;
+}
+
+/* Reasons in check order, then any the router knows and fgctl does not. */
+static void
+fgctl_reason_rows(json_t *drops, bool all)
+{
+	const char *key;
+	json_t *v;
+
+	for (size_t r = 0; r < FGCTL_N_REASONS; r++) {
+		v = json_object_get(drops, fgctl_reasons[r]);
+		if (all ? v != NULL : v != NULL && !fgctl_is_zero(v))
+			fgctl_row(fgctl_reasons[r], v);
+	}
+	json_object_foreach(drops, key, v) {
+		size_t r = 0;
+
+		while (r < FGCTL_N_REASONS && strcmp(fgctl_reasons[r], key) != 0)
+			r++;
+		if (r == FGCTL_N_REASONS && (all || !fgctl_is_zero(v)))
+			fgctl_row(key, v);
+	}
+}
+
+static void
+fgctl_show_stats(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	static const char *const totals[] = {
+		"rx_packets", "forwarded_packets", "copies_sent", "tx_full",
+	};
+
+	(void)c, (void)cmd;
+	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)
+		fgctl_row(totals[i], json_object_get(res, totals[i]));
+	fgctl_reason_rows(json_object_get(res, "drops"), false);
+}
+
+static void
+fgctl_show_drops(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	json_t *drops = json_object_get(res, "drops"), *v;
+	bool all = fgctl_val(c, "--all") != NULL;
+	bool nested = false;
+	const char *key;
+
+	(void)cmd;
+	json_object_foreach(drops, key, v)
+		nested |= json_is_object(v);
+	if (json_is_integer(json_object_get(res, "tenant")))
+		printf("tenant %" JSON_INTEGER_FORMAT ", forwarded_packets %" JSON_INTEGER_FORMAT "\n",
+		       json_integer_value(json_object_get(res, "tenant")),
+		       json_integer_value(json_object_get(res, "forwarded_packets")));
+	printf("%-20s %16s\n", "reason", "count");
+	if (!nested) {
+		fgctl_reason_rows(drops, all);
+		return;
+	}
+	/* Per tenant (or other grouping): one block per key. */
+	json_object_foreach(drops, key, v) {
+		printf("%s:\n", key);
+		fgctl_reason_rows(json_is_object(v) ? v : drops, all);
+	}
+}
+
+static void
+fgctl_key_values(const char *prefix, json_t *obj)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		char name[256];
+
+		snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", key);
+		if (strcmp(name, "ok") == 0)
+			continue;
+		if (json_is_object(v)) {
+			fgctl_key_values(name, v);
+		} else if (json_is_string(v)) {
+			printf("%s: %s\n", name, json_string_value(v));
+		} else {
+			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+			printf("%s: %s\n", name, s ? s : "?");
+			free(s);
+		}
+	}
+}
+
+static void
+fgctl_show_health(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	(void)c, (void)cmd;
+	fgctl_key_values("", res);
+}
+
+/* ---- load ------------------------------------------------------------------- */
+
+struct fgctl_progress {
+	bool on;
+	off_t size, sent;
+	struct timespec last;
+};
+
+static void
+fgctl_progress(struct fgctl_progress *p, bool force)
+{
+	struct timespec now;
+	int width = 30, done;
+	double frac;
+
+	if (!p->on)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force && (now.tv_sec - p->last.tv_sec) * 1000000000L +
+			      (now.tv_nsec - p->last.tv_nsec) < 100000000L)
+		return;             /* at most ten updates a second */
+	p->last = now;
+	frac = p->size > 0 ? (double)p->sent / (double)p->size : 1.0;
+	if (frac > 1.0)
+		frac = 1.0;
+	done = (int)(frac * width);
+	fprintf(stderr, "\r[%.*s%*s] %3d%%  %.1f / %.1f MiB", done,
+		"##############################", width - done, "", (int)(frac * 100),
+		(double)p->sent / (1 << 20), (double)p->size / (1 << 20));
+	fflush(stderr);
+}
+
+/* The refusal of a load: "FILE:LINE: reason" when the router names the line
+ * ("line N: reason"), counted in the load, which is the file as sent. */
+static void
+fgctl_print_load_refusal(const char *file, json_t *res)
+{
+	const char *msg = json_string_value(json_object_get(res, "error"));
+	unsigned long line;
+	int used = 0;
+
+	if (msg != NULL && sscanf(msg, "line %lu: %n", &line, &used) == 1 && used > 0) {
+		fprintf(stderr, "%s:%lu: %s\n", file, line, msg + used);
+		return;
+	}
+	fgctl_print_refusal(res);
+}
+
+/* A line of the chunk (counted from first_line) that is not UTF-8. */
+static unsigned long
+fgctl_bad_utf8_line(const char *text, size_t len, unsigned long first_line)
+{
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_t *s = json_stringn(p, n);
+
+		if (s == NULL)
+			break;
+		json_decref(s);
+		p += n + 1;
+		first_line++;
+	}
+	return first_line;
+}
+
+static int
+fgctl_run_load(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	const char *file = json_string_value(c->val[0]);
+	struct fgctl_progress prog = { .on = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO) };
+	unsigned long lines = 0;         /* lines sent so far */
+	size_t held = 0;
+	bool eof = false;
+	json_t *res = NULL;
+	struct stat st;
+	char *buf;
+	FILE *f;
+	int ret;
+
+	(void)cmd;
+	f = fopen(file, "r");
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		fprintf(stderr, FGCTL ": load: cannot read %s: %s\n", file, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	prog.size = st.st_size;
+	buf = malloc(FG_CTL_LOAD_CHUNK + 1);
+	if (buf == NULL) {
+		fclose(f);
+		fprintf(stderr, FGCTL ": out of memory\n");
+		return FG_CTL_EXIT_REFUSED;
+	}
+	ret = fgctl_connect(c);
+	if (ret != 0)
+		goto out;
+	ret = fgctl_call(c, json_pack("{s:s}", "cmd", "load.begin"), &res);
+	if (ret == FG_CTL_EXIT_REFUSED && res != NULL)
+		fgctl_print_refusal(res);
+	if (ret != 0)
+		goto fail;
+	fgctl_progress(&prog, true);
+
+	/* Chunks of at most FG_CTL_LOAD_CHUNK bytes, each ending at a line's
+	 * end, so the router decodes every line whole (ctl.h). */
+	for (;;) {
+		const char *nl;
+		size_t take;
+		json_t *text;
+
+		while (held < FG_CTL_LOAD_CHUNK && !eof) {
+			size_t n = fread(buf + held, 1, FG_CTL_LOAD_CHUNK - held, f);
+
+			if (n == 0 && ferror(f)) {
+				fprintf(stderr, FGCTL ": load: reading %s: %s\n", file, strerror(errno));
+				ret = FG_CTL_EXIT_REFUSED;
+				goto fail;
+			}
+			eof = n == 0;
+			held += n;
+		}
+		if (held == 0)
+			break;
+		nl = memrchr(buf, '\n', held);
+		if (nl != NULL) {
+			take = (size_t)(nl - buf) + 1;
+		} else if (eof) {
+			if (held < FG_CTL_LOAD_CHUNK)
+				buf[held++] = '\n';     /* the last line, unterminated */
+			take = held;
+		} else {
+			fprintf(stderr, "%s:%lu: the line is longer than %u bytes\n", file, lines + 1,
+				FG_CTL_LOAD_CHUNK);
+			ret = FG_CTL_EXIT_REFUSED;
+			goto fail;
+		}
+		text = json_stringn(buf, take);
+		if (text == NULL) {
+			fprintf(stderr, "%s:%lu: the line is not UTF-8 text\n", file,
+				fgctl_bad_utf8_line(buf, take, lines + 1));
+			ret = FG_CTL_EXIT_REFUSED;
+			goto fail;
+		}
+		for (size_t i = 0; i < take; i++)
+			lines += buf[i] == '\n';
+		json_decref(res);
+		ret = fgctl_call(c, json_pack("{s:s, s:o}", "cmd", "load.chunk", "text", text), &res);
+		if (ret == FG_CTL_EXIT_REFUSED && res != NULL)
+			fgctl_print_load_refusal(file, res);
+		if (ret != 0)
+			goto fail;
+		memmove(buf, buf + take, held - take);
+		held -= take;
+		prog.sent += (off_t)take;
+		fgctl_progress(&prog, false);
+	}
+	fgctl_progress(&prog, true);
+	if (prog.on) {
+		fprintf(stderr, "\r\033[Kcommitting...");
+		fflush(stderr);
+	}
+	json_decref(res);
+	ret = fgctl_call(c, json_pack("{s:s}", "cmd", "load.commit"), &res);
+	if (prog.on)
+		fprintf(stderr, "\r\033[K");
+	if (ret == FG_CTL_EXIT_REFUSED && res != NULL)
+		fgctl_print_load_refusal(file, res);
+	if (ret != 0)
+		goto fail;
+	if (c->json)
+		fgctl_print_json(res);
+	else
+		printf("loaded %" JSON_INTEGER_FORMAT " operations from %s\n",
+		       json_integer_value(json_object_get(res, "applied")), file);
+	goto out;
+
+fail:
+	if (prog.on)
+		fprintf(stderr, "\r\033[K");
+	if (c->json && ret == FG_CTL_EXIT_REFUSED && res != NULL)
+		fgctl_print_json(res);
+	/* Nothing is applied without a commit; say so to the router while it
+	 * still listens, and ignore its answer. */
+	if (c->fd >= 0) {
+		json_t *ab = NULL;
+
+		json_decref(res);
+		res = NULL;
+		if (fgctl_call(c, json_pack("{s:s}", "cmd", "load.abort"), &ab) !=
+		    FG_CTL_EXIT_UNREACHABLE)
+			json_decref(ab);
+	}
+out:
+	json_decref(res);
+	free(buf);
+	fclose(f);
+	return ret;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+	struct fgctl c = { .socket = getenv("FG_CTL_SOCKET"), .fd = -1 };
+	int k = 1, best = 0, ret;
+
+	if (c.socket == NULL || c.socket[0] == '\0')
+		c.socket = FG_CTL_DEFAULT_SOCKET;
+	/* A router that closes the socket makes write() fail with EPIPE, which
+	 * is reported, rather than kill fgctl. */
+	signal(SIGPIPE, SIG_IGN);
+
+	for (; k < argc && argv[k][0] == '-'; k++) {
+		const char *s = argv[k];
+
+		if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+			fgctl_help(stdout);
+			return FG_CTL_EXIT_OK;
+		} else if (strcmp(s, "--json") == 0) {
+			c.json = true;
+		} else if (strcmp(s, "--socket") == 0 && k + 1 < argc) {
+			c.socket = argv[++k];
+		} else if (strncmp(s, "--socket=", 9) == 0) {
+			c.socket = s + 9;
+		} else if (strcmp(s, "--socket") == 0) {
+			return fgctl_usage_error(NULL, "--socket needs a PATH");
+		} else {
+			return fgctl_usage_error(NULL, "unknown option \"%s\"", s);
+		}
+	}
+	if (k == argc) {
+		fgctl_help(stderr);
+		return FG_CTL_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
+		int m = fgctl_match(&fgctl_cmds[i], argc - k, argv + k);
+
+		if (m > best)
+			best = m, c.cmd = &fgctl_cmds[i];
+	}
+	if (c.cmd == NULL) {
+		/* "tenant" alone, or "tenant frob": name the commands it starts. */
+		char known[512] = "";
+		size_t n = 0, len = strlen(argv[k]);
+
+		for (size_t i = 0; i < FGCTL_N_CMDS; i++)
+			if (strncmp(fgctl_cmds[i].words, argv[k], len) == 0 &&
+			    fgctl_cmds[i].words[len] == ' ')
+				n += (size_t)snprintf(known + n, n < sizeof(known) ? sizeof(known) - n : 0,
+						      "%s'%s'", n ? ", " : "", fgctl_cmds[i].words);
+		if (n == 0)
+			return fgctl_usage_error(NULL, "unknown command \"%s\"", argv[k]);
+		if (k + 1 < argc && (strcmp(argv[k + 1], "--help") == 0 ||
+				     strcmp(argv[k + 1], "-h") == 0)) {
+			for (size_t i = 0; i < FGCTL_N_CMDS; i++)
+				if (strncmp(fgctl_cmds[i].words, argv[k], len) == 0 &&
+				    fgctl_cmds[i].words[len] == ' ')
+					fgctl_cmd_help(stdout, &fgctl_cmds[i]), puts("");
+			return FG_CTL_EXIT_OK;
+		}
+		if (k + 1 == argc || argv[k + 1][0] == '-')
+			return fgctl_usage_error(NULL, "\"%s\" needs a subcommand: %s", argv[k], known);
+		return fgctl_usage_error(NULL, "unknown command \"%s %s\" (%s has %s)", argv[k],
+					 argv[k + 1], argv[k], known);
+	}
+	ret = fgctl_parse_args(&c, argc - k - best, argv + k + best);
+	if (ret == 0)
+		ret = c.cmd->run(&c, c.cmd);
+	else if (ret < 0)
+		ret = FG_CTL_EXIT_OK;    /* --help */
+	for (int i = 0; i < FGCTL_MAX_ARGS; i++)
+		json_decref(c.val[i]);
+	if (c.fd >= 0)
+		close(c.fd);
+	if (fflush(stdout) != 0 && ret == FG_CTL_EXIT_OK) {
+		fprintf(stderr, FGCTL ": writing the output: %s\n", strerror(errno));
+		ret = FG_CTL_EXIT_REFUSED;
+	}
+	return ret;
+}

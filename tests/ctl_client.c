@@ -1,0 +1,183 @@
+/*
+ * Control-plane test helpers (see ctl_client.h).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl_client.h"
+
+void
+fg_rp_init(struct fg_router_proc *rp)
+{
+	char path[160];
+	FILE *f;
+
+	memset(rp, 0, sizeof(*rp));
+	snprintf(rp->dir, sizeof(rp->dir), "/tmp/fg_ctl_test.XXXXXX");
+	if (mkdtemp(rp->dir) == NULL)
+		abort();
+	snprintf(rp->sock, sizeof(rp->sock), "%s/ctl.sock", rp->dir);
+	snprintf(path, sizeof(path), "%s/config.json", rp->dir);
+	f = fopen(path, "w");
+	fprintf(f,
+		"{\"control_socket\": \"%s\", \"journal_dir\": \"%s/journal\",\n"
+		" \"tables\": {\"max_tenants\": 4096, \"max_sinks\": 16384, \"max_devices\": 1100000},\n"
+		" \"mbufs\": 2047,\n"
+		" \"ports\": [{\"port\": 0, \"role\": \"both\", \"next_hop_mac\": \"02:00:00:00:00:01\",\n"
+		"             \"ipv4\": \"192.0.2.1\", \"ipv6\": \"2001:db8::1\"}]}\n",
+		rp->sock, rp->dir);
+	fclose(f);
+}
+
+bool
+fg_rp_start(struct fg_router_proc *rp, const char *extra)
+{
+	int out[2];
+	char line[512];
+	bool ok = false;
+	FILE *rf;
+
+	if (pipe(out) != 0)
+		return false;
+	rp->starts++;
+	rp->pid = fork();
+	if (rp->pid == 0) {
+		char cmd[4096];
+
+		dup2(out[1], 2);
+		close(out[0]);
+		snprintf(cmd, sizeof(cmd),
+			 "exec %s --no-huge -m 1024 --no-pci --no-shconf --file-prefix=fgctl%d_%u"
+			 " --no-telemetry -l 0 --log-level=*:error"
+			 " --vdev net_pcap0,rx_pcap=%s/vectors/packets.pcap,tx_pcap=/dev/null"
+			 " -- --config %s/config.json %s > /dev/null",
+			 FG_FRAMEGATE, (int)getppid(), rp->starts, FG_TEST_DIR, rp->dir,
+			 extra ? extra : "");
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	rf = fdopen(out[0], "r");
+	while (fgets(line, sizeof(line), rf) != NULL) {
+		if (strstr(line, "framegate: forwarding") != NULL) {
+			ok = true;
+			break;
+		}
+		if (strstr(line, "main lcore forwards") == NULL)
+			fprintf(stderr, "router: %s", line);
+	}
+	/* Keep reading its stderr in the background so it never blocks. */
+	if (fork() == 0) {
+		while (fgets(line, sizeof(line), rf) != NULL)
+			if (strstr(line, "journal") != NULL || strstr(line, "ALARM") != NULL)
+				fprintf(stderr, "router: %s", line);
+		_exit(0);
+	}
+	fclose(rf);
+	return ok;
+}
+
+void
+fg_rp_kill(struct fg_router_proc *rp, int sig)
+{
+	char cmd[128];
+
+	if (rp->pid <= 0)
+		return;
+	kill(rp->pid, sig);
+	waitpid(rp->pid, NULL, 0);
+	rp->pid = 0;
+	/* A killed EAL leaves its runtime folder behind. */
+	snprintf(cmd, sizeof(cmd), "rm -rf /var/run/dpdk/fgctl%d_%u", (int)getpid(), rp->starts);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", cmd);
+}
+
+void
+fg_rp_fini(struct fg_router_proc *rp)
+{
+	char cmd[128];
+
+	fg_rp_kill(rp, SIGTERM);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", rp->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", rp->dir);
+}
+
+int
+fg_ctl_connect(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+fg_full(int fd, void *buf, size_t len, bool wr)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = wr ? write(fd, (char *)buf + off, len - off)
+			       : read(fd, (char *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+json_t *
+fg_ctl_call(int fd, json_t *req)
+{
+	char *body = json_dumps(req, JSON_COMPACT);
+	uint32_t len = (uint32_t)strlen(body);
+	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+			   (uint8_t)len };
+	json_t *res = NULL;
+	char *rb;
+
+	if (fg_full(fd, hdr, 4, true) || fg_full(fd, body, len, true)) {
+		free(body);
+		return NULL;
+	}
+	free(body);
+	if (fg_full(fd, hdr, 4, false))
+		return NULL;
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	rb = malloc(len);
+	if (rb != NULL && fg_full(fd, rb, len, false) == 0)
+		res = json_loadb(rb, len, 0, NULL);
+	free(rb);
+	return res;
+}
+
+json_t *
+fg_ctl_once(const char *path, json_t *req)
+{
+	int fd = fg_ctl_connect(path);
+	json_t *res = fd >= 0 ? fg_ctl_call(fd, req) : NULL;
+
+	if (fd >= 0)
+		close(fd);
+	json_decref(req);
+	return res;
+}

@@ -1,0 +1,40 @@
+/*
+ * Test helpers for the control plane: start a real framegate router (one
+ * lcore, a net_pcap port replaying the vectors once) on a temporary socket
+ * and journal, talk the control protocol to it, kill it.
+ */
+#ifndef FG_TEST_CTL_CLIENT_H
+#define FG_TEST_CTL_CLIENT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+struct fg_router_proc {
+	pid_t pid;
+	char dir[64];           /* socket, journal, config live here */
+	char sock[128];
+	unsigned int starts;
+};
+
+/* Make the folder and config; no process yet. */
+void fg_rp_init(struct fg_router_proc *rp);
+/* Start the router; waits until it serves. extra: more framegate options
+ * (e.g. "--mappings FILE") or NULL. Returns false when it did not start
+ * (its output goes to stderr). */
+bool fg_rp_start(struct fg_router_proc *rp, const char *extra);
+/* SIGKILL (crash) or SIGTERM (clean stop), and wait. */
+void fg_rp_kill(struct fg_router_proc *rp, int sig);
+/* Stop, then remove the folder. */
+void fg_rp_fini(struct fg_router_proc *rp);
+
+/* Connect to a socket: fd or -1. */
+int fg_ctl_connect(const char *path);
+/* Send a request, read the response (new reference), or NULL when the
+ * connection failed. */
+json_t *fg_ctl_call(int fd, json_t *req);
+/* Connect, call, close; the request is stolen. */
+json_t *fg_ctl_once(const char *path, json_t *req);
+
+#endif

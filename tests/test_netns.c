@@ -22,12 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 
+#include "ctl_client.h"
 #include "framebuild.h"
 
 #define N_PER_TENANT 300
@@ -328,4 +330,165 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
 	snprintf(line, sizeof(line), "\"forwarded_packets\": %d", 2 * N_PER_TENANT);
 	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
+}
+
+/* ---- ack means enforced ------------------------------------------------------ */
+
+#define SEQ_MAX (1u << 20)
+
+/* Shared between the test, the camera and the viewer. */
+struct shared {
+	uint32_t cam_seq;             /* the seq the camera is about to send */
+	int stop;                     /* the camera stops */
+	uint8_t seen[2][SEQ_MAX];     /* seqs the viewer got, per tenant socket */
+};
+
+static void
+stream_camera(struct shared *sh)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
+	int s;
+
+	enter_ns(cam_ns);
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	inet_pton(AF_INET, "198.18.1.1", &dst.sin_addr);
+	for (uint32_t seq = 0; seq < SEQ_MAX && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); seq++) {
+		__atomic_store_n(&sh->cam_seq, seq, __ATOMIC_RELEASE);
+		for (int k = 0; k < 2; k++) {
+			struct fg_frame_spec spec = {
+				.ip_version = 4, .payload_len = 64, .epoch = 1, .frame_seq = seq,
+				.tenant_id = k ? 9 : 7, .device_id = k ? 0xb1 : 0xa1,
+			};
+			uint8_t pkt[256];
+			size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
+			size_t off = fg_frame_offset(&spec);
+
+			if (sendto(s, pkt + off, len - off, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0)
+				_exit(7);
+		}
+		usleep(200);
+	}
+	_exit(0);
+}
+
+static void
+stream_viewer(struct shared *sh, int ready_fd)
+{
+	struct pollfd pfd[2];
+
+	enter_ns(view_ns);
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)(6000 + i)) };
+
+		inet_pton(AF_INET, "198.18.2.2", &a.sin_addr);
+		pfd[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
+		pfd[i].events = POLLIN;
+		if (bind(pfd[i].fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+			_exit(4);
+	}
+	if (write(ready_fd, "r", 1) != 1)
+		_exit(5);
+	while (poll(pfd, 2, 1500) > 0) {
+		for (int i = 0; i < 2; i++) {
+			uint8_t buf[2048];
+			ssize_t n;
+
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			n = recv(pfd[i].fd, buf, sizeof(buf), 0);
+			if (n < (ssize_t)sizeof(struct fg_frame_hdr))
+				continue;
+			const struct fg_frame_hdr *h = (const void *)buf;
+			uint32_t seq = ntohl(h->frame_seq);
+
+			if (seq < SEQ_MAX)
+				sh->seen[i][seq] = 1;
+		}
+	}
+	_exit(0);
+}
+
+/* With frames flowing, `device del` returns; afterwards not one frame of
+ * that device leaves the router. Frames carry an increasing frame_seq: those
+ * sent after the ack (seq above what the camera had reached when the ack came)
+ * must never reach the viewer, while the other tenant's keep flowing. */
+Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
+{
+	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char cmd[4096], line[512], sock[128];
+	int out[2], ready[2], st, started = 0;
+	pid_t vpid, cpid;
+	uint32_t cut;
+	FILE *rf;
+
+	cr_assert(sh != MAP_FAILED);
+	cr_assert_eq(pipe(out), 0);
+	router = fork();
+	if (router == 0) {
+		dup2(out[1], 2);
+		close(out[0]);
+		snprintf(cmd, sizeof(cmd),
+			 "exec %s --no-huge -m 512 --no-pci --no-shconf --file-prefix=fgnsa%d --no-telemetry -l 0"
+			 " --log-level=*:error --vdev net_af_packet0,iface=%s --vdev net_af_packet1,iface=%s"
+			 " -- --config %s/config.json --mappings %s/mappings.jsonl --duration 60 >/dev/null",
+			 FG_FRAMEGATE, (int)getppid(), rc, rv, dir, dir);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	rf = fdopen(out[0], "r");
+	while (fgets(line, sizeof(line), rf) != NULL)
+		if (strstr(line, "framegate: forwarding") != NULL) {
+			started = 1;
+			break;
+		}
+	cr_assert(started, "the router did not start");
+
+	cr_assert_eq(pipe(ready), 0);
+	vpid = fork();
+	if (vpid == 0)
+		stream_viewer(sh, ready[1]);
+	cr_assert_eq(read(ready[0], line, 1), 1);
+	cpid = fork();
+	if (cpid == 0)
+		stream_camera(sh);
+	usleep(500000);
+
+	snprintf(sock, sizeof(sock), "%s/ctl.sock", dir);
+	json_t *r = fg_ctl_once(sock, json_pack("{s:s, s:{s:s, s:i, s:s}}", "cmd", "apply", "op",
+						"op", "del_device", "tenant", 7, "device", "0xa1"));
+
+	/* Everything from here on was sent after the ack. */
+	cut = __atomic_load_n(&sh->cam_seq, __ATOMIC_ACQUIRE) + 1;
+	cr_assert_not_null(r, "no answer to device del");
+	cr_assert(json_is_true(json_object_get(r, "ok")), "%s",
+		  json_string_value(json_object_get(r, "error")));
+	json_decref(r);
+	usleep(300000);
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
+	waitpid(cpid, &st, 0);
+	waitpid(vpid, &st, 0);
+	kill(router, SIGTERM);
+	waitpid(router, NULL, 0);
+	router = -1;
+	fclose(rf);
+
+	unsigned int before7 = 0, after7 = 0, after9 = 0;
+	uint32_t last = __atomic_load_n(&sh->cam_seq, __ATOMIC_ACQUIRE);
+
+	for (uint32_t s = 0; s <= last && s < SEQ_MAX; s++) {
+		if (s < cut)
+			before7 += sh->seen[0][s];
+		else
+			after7 += sh->seen[0][s];
+		after9 += s >= cut && sh->seen[1][s];
+	}
+	fprintf(stderr, "ack enforced: device del acknowledged at seq %u; tenant 7 frames received before %u, after %u;"
+		" tenant 9 frames after %u (camera reached seq %u)\n", cut, before7, after7, after9, last);
+	cr_expect_eq(after7, 0, "%u frames of the deleted device were forwarded after the ack", after7);
+	cr_expect_gt(before7, 100, "too few frames before the delete to mean anything");
+	cr_expect_gt(after9, 100, "the other tenant's frames stopped too");
+	munmap(sh, sizeof(*sh));
 }

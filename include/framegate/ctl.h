@@ -15,6 +15,8 @@
  *
  *   cmd           arguments                    result                writes
  *   apply         "op": a mapping-file op      "applied": 1          yes
+ *   rekey         "tenant", "device", "key"    "applied": 1          yes
+ *                 (no "key": remove it; the mapping is kept as it is)
  *   load.begin    -                            -                     yes
  *   load.chunk    "text": whole op lines       "lines": total so far yes
  *   load.commit   -                            "applied": N          yes

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -513,4 +514,68 @@ Test(control, kill_9_keeps_exactly_a_prefix_of_the_changes)
 		}
 	}
 	cr_expect_gt(acked_total, 0, "no change was ever acknowledged before a crash");
+}
+
+/* fgctl against the real router: the operator's commands, their refusals
+ * and exit codes, a load whose bad line is named as FILE:LINE. */
+static int
+fgctl(char *out, size_t len, const char *fmt, ...)
+{
+	char args[2048], cmd[4096];
+	va_list ap;
+	FILE *p;
+	size_t n;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s --socket %s %s 2>&1", FG_FGCTL_PATH, rp.sock, args);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+Test(control, fgctl_drives_the_router)
+{
+	char out[65536], path[160];
+	FILE *f;
+
+	cr_assert(fg_rp_start(&rp, NULL));
+	cr_expect_eq(fgctl(out, sizeof(out), "tenant add 55 --name zeta --max-devices 10"), 0, "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "tenant add 55"), 1, "%s", out);
+	cr_expect(strstr(out, "tenant 55 already exists") != NULL, "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "sink add 550 --tenant 55 --addr 2001:db8::55 --port 7000"), 0, "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "device add 55 0x55 --epoch 3 --sinks 550 --key 000102030405060708090a0b0c0d0e0f"), 0, "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "device add 55 0x55 --epoch 2 --sinks 550"), 1, "%s", out);
+	cr_expect(strstr(out, "epoch 2 is lower than the current 3") != NULL, "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "device rekey 55 0x55 --no-key"), 0, "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "dump --tenant 55"), 0, "%s", out);
+	cr_expect(strstr(out, "\"device\":\"0x0000000000000055\"") != NULL, "%s", out);
+	cr_expect(strstr(out, "\"key\"") == NULL, "the key was not removed: %s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "--json health"), 0, "%s", out);
+	cr_expect(strstr(out, "\"devices\":1") != NULL, "%s", out);
+
+	/* A load with a bad third line: named as FILE:3, nothing applied. */
+	snprintf(path, sizeof(path), "%s/l.jsonl", rp.dir);
+	f = fopen(path, "w");
+	fprintf(f, "{\"op\":\"tenant\",\"tenant\":56}\n"
+		   "{\"op\":\"sink\",\"sink\":560,\"tenant\":56,\"addr\":\"192.0.2.56\",\"port\":7000,\"egress\":0}\n"
+		   "{\"op\":\"device\",\"tenant\":56,\"device\":\"0x56\",\"epoch\":1,\"sinks\":[550]}\n");
+	fclose(f);
+	cr_expect_eq(fgctl(out, sizeof(out), "load %s", path), 1, "%s", out);
+	char want[200];
+
+	snprintf(want, sizeof(want), "%s:3:", path);
+	cr_expect(strstr(out, want) != NULL && strstr(out, "sink 550 belongs to tenant 55") != NULL,
+		  "%s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "dump --tenant 56"), 1, "tenant 56 exists after a refused load: %s", out);
+	cr_expect_eq(fgctl(out, sizeof(out), "tenant del 55"), 1, "%s", out);
+	cr_expect(strstr(out, "tenant 55 is in use") != NULL, "%s", out);
+	fg_rp_kill(&rp, SIGTERM);
+	cr_expect_eq(fgctl(out, sizeof(out), "health"), 3, "%s", out);
+	cr_expect(strstr(out, rp.sock) != NULL, "%s", out);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -161,6 +162,39 @@ fg_test_mbuf_split(const uint8_t *data, uint32_t len, uint32_t split)
 
 	cr_assert_eq(rte_pktmbuf_chain(a, b), 0);
 	return a;
+}
+
+void
+fg_test_tmpdir(char *dir, size_t len, const char *prefix)
+{
+	snprintf(dir, len, "/tmp/%s.XXXXXX", prefix);
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+}
+
+void
+fg_test_rmdir(const char *dir)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0, "cannot remove %s", dir);
+}
+
+int
+fg_test_run(const char *cmd, char *out, size_t len)
+{
+	char full[16384];
+	FILE *p;
+	size_t n;
+	int st;
+
+	snprintf(full, sizeof(full), "%s 2>&1", cmd);
+	p = popen(full, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 void

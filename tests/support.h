@@ -59,6 +59,14 @@ struct rte_mbuf *fg_test_mbuf_ext(uint8_t *data, uint32_t len);
 /* The bytes as a chain of two segments split at `split`. */
 struct rte_mbuf *fg_test_mbuf_split(const uint8_t *data, uint32_t len, uint32_t split);
 
+/* A temporary folder (made from a mkdtemp template in dir) and its removal. */
+void fg_test_tmpdir(char *dir, size_t len, const char *prefix);
+void fg_test_rmdir(const char *dir);
+
+/* Run a shell command: its exit status (128 when killed), and its stdout and
+ * stderr together in out. */
+int fg_test_run(const char *cmd, char *out, size_t len);
+
 /* Fresh tables (unique name) and ownership state for a test. */
 struct fg_test_env {
 	struct fg_tables *t;

@@ -28,36 +28,15 @@ static char dir[64];
 static void
 setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/fg_replay_test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	fg_test_tmpdir(dir, sizeof(dir), "fg_replay_test");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_expect_eq(system(cmd), 0);
+	fg_test_rmdir(dir);
 }
 
-/* Run a shell command; its exit status, and its stderr+stdout in out. */
-static int
-run(const char *cmd, char *out, size_t len)
-{
-	char full[4096];
-	FILE *p;
-	size_t n;
-	int st;
-
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	p = popen(full, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 TestSuite(replay, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -79,7 +58,7 @@ Test(replay, vectors_give_the_expected_stats_and_copies)
 	snprintf(pcap, sizeof(pcap), "%s", fg_test_vector_path("packets.pcap"));
 	snprintf(cmd, sizeof(cmd), "%s replay --mappings %s --in %s --out %s --stats %s",
 		 FG_FRAMEGATE, map, pcap, outp, stats);
-	cr_assert_eq(run(cmd, log, sizeof(log)), 0, "%s\n%s", cmd, log);
+	cr_assert_eq(fg_test_run(cmd, log, sizeof(log)), 0, "%s\n%s", cmd, log);
 
 	nin = fg_test_read_pcap(fg_test_vector_path("packets.pcap"), in, FG_TEST_MAX_PKTS);
 	ne = fg_test_read_expected(fg_test_vector_path("expected.jsonl"), exp, FG_TEST_MAX_PKTS);
@@ -257,7 +236,7 @@ Test(replay, a_bad_start_names_the_file_and_the_problem)
 		}
 		expand(b->args, vec, dir, args, sizeof(args));
 		snprintf(cmd, sizeof(cmd), "%s %s", FG_FRAMEGATE, args);
-		st = run(cmd, log, sizeof(log));
+		st = fg_test_run(cmd, log, sizeof(log));
 		cr_expect_eq(st, 1, "case %zu: exit %d\n%s\n%s", i, st, cmd, log);
 		cr_expect(strstr(log, b->needle) != NULL,
 			  "case %zu: the message does not say \"%s\":\n%s", i, b->needle, log);
@@ -269,8 +248,8 @@ Test(replay, usage_errors_exit_2)
 {
 	char log[8192];
 
-	cr_expect_eq(run(FG_FRAMEGATE " replay --in x.pcap", log, sizeof(log)), 2, "%s", log);
+	cr_expect_eq(fg_test_run(FG_FRAMEGATE " replay --in x.pcap", log, sizeof(log)), 2, "%s", log);
 	cr_expect(strstr(log, "--mappings, --in and --out are required") != NULL, "%s", log);
-	cr_expect_eq(run(FG_FRAMEGATE " --help", log, sizeof(log)), 0, "%s", log);
+	cr_expect_eq(fg_test_run(FG_FRAMEGATE " --help", log, sizeof(log)), 0, "%s", log);
 	cr_expect(strstr(log, "framegate replay --mappings FILE") != NULL, "%s", log);
 }

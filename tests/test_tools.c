@@ -27,41 +27,22 @@
 
 #include <framegate/wire.h>
 
+#include "support.h"
+
 static char dir[64];
 
 static void
 setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/fg_tools_test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	fg_test_tmpdir(dir, sizeof(dir), "fg_tools_test");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_expect_eq(system(cmd), 0);
+	fg_test_rmdir(dir);
 }
 
-/* Run a shell command; its exit status, and its stderr+stdout in out. */
-static int
-run(const char *cmd, char *out, size_t len)
-{
-	char full[4096];
-	FILE *p;
-	size_t n;
-	int st;
-
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	p = popen(full, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 /* A file of this test's folder (one of four rotating buffers). */
 static const char *
@@ -132,11 +113,11 @@ gen_and_replay(void)
 
 	snprintf(cmd, sizeof(cmd), "%s " GEN_ARGS " --out-pcap %s --out-mappings %s --out-expect %s",
 		 FG_GEN, at("in.pcap"), at("m.jsonl"), at("expect.jsonl"));
-	st = run(cmd, log, sizeof(log));
+	st = fg_test_run(cmd, log, sizeof(log));
 	cr_assert_eq(st, 0, "fg-gen exit %d\n%s\n%s", st, cmd, log);
 	snprintf(cmd, sizeof(cmd), "%s replay --mappings %s --in %s --out %s --stats %s",
 		 FG_FRAMEGATE, at("m.jsonl"), at("in.pcap"), at("out.pcap"), at("stats.json"));
-	st = run(cmd, log, sizeof(log));
+	st = fg_test_run(cmd, log, sizeof(log));
 	cr_assert_eq(st, 0, "framegate replay exit %d\n%s\n%s", st, cmd, log);
 }
 
@@ -157,7 +138,7 @@ Test(tools, fg_gen_is_deterministic_per_seed)
 
 		snprintf(cmd, sizeof(cmd), "%s " GEN_ARGS " --seed %d --out-pcap %s --out-mappings %s --out-expect %s",
 			 FG_GEN, seed[r], at(out[r][0]), at(out[r][1]), at(out[r][2]));
-		st = run(cmd, log, sizeof(log));
+		st = fg_test_run(cmd, log, sizeof(log));
 		cr_assert_eq(st, 0, "run %d: fg-gen exit %d\n%s\n%s", r, st, cmd, log);
 	}
 	for (int f = 0; f < 3; f++) {
@@ -255,7 +236,7 @@ Test(tools, fg_audit_finds_no_cross_tenant_delivery_in_a_replay)
 	gen_and_replay();
 	snprintf(cmd, sizeof(cmd), "%s --mappings %s --capture %s", FG_AUDIT,
 		 at("m.jsonl"), at("out.pcap"));
-	st = run(cmd, log, sizeof(log));
+	st = fg_test_run(cmd, log, sizeof(log));
 	cr_expect_eq(st, 0, "clean replay: fg-audit exit %d\n%s\n%s", st, cmd, log);
 	cr_expect(strstr(log, "\ncross-tenant deliveries: 0\n") != NULL,
 		  "clean replay: no \"cross-tenant deliveries: 0\":\n%s", log);
@@ -464,7 +445,7 @@ Test(tools, fg_audit_catches_a_copy_sent_to_another_tenant)
 		copy = rewrite_capture(at("out.pcap"), at(name), edit_redirect, &r);
 		snprintf(cmd, sizeof(cmd), "%s --mappings %s --capture %s", FG_AUDIT,
 			 at("m.jsonl"), at(name));
-		st = run(cmd, log, sizeof(log));
+		st = fg_test_run(cmd, log, sizeof(log));
 		cr_expect_eq(st, 1, "IPv%d copy %zu of tenant %u sent to sink %u of tenant %u: fg-audit exit %d\n%s",
 			     version, copy, r.from_tenant, r.to->id, r.to->tenant, st, log);
 		cr_expect(strstr(log, "\ncross-tenant deliveries: 1\n") != NULL,
@@ -489,7 +470,7 @@ Test(tools, fg_audit_catches_a_wrong_ipv4_header_checksum)
 	copy = rewrite_capture(at("out.pcap"), at("cksum.pcap"), edit_ipv4_cksum, NULL);
 	snprintf(cmd, sizeof(cmd), "%s --mappings %s --capture %s", FG_AUDIT,
 		 at("m.jsonl"), at("cksum.pcap"));
-	st = run(cmd, log, sizeof(log));
+	st = fg_test_run(cmd, log, sizeof(log));
 	cr_expect_eq(st, 1, "broken IPv4 header checksum in copy %zu: fg-audit exit %d\n%s",
 		     copy, st, log);
 	cr_expect(strstr(log, "IPv4 header checksum wrong: 1\n") != NULL,
@@ -558,7 +539,7 @@ Test(tools, bad_inputs_exit_3_and_usage_errors_exit_2)
 
 	snprintf(cmd, sizeof(cmd), "%s --tenants 3 --devices 20 --packets 20 --out-pcap %s --out-mappings %s",
 		 FG_GEN, at("in.pcap"), at("m.jsonl"));
-	st = run(cmd, log, sizeof(log));
+	st = fg_test_run(cmd, log, sizeof(log));
 	cr_assert_eq(st, 0, "fg-gen exit %d\n%s", st, log);
 	write_file(at("bad.jsonl"),
 		   "{\"op\":\"tenant\",\"tenant\":1}\n{\"op\":\"tenant\",\"tenant\":\"x\"}\n");
@@ -572,7 +553,7 @@ Test(tools, bad_inputs_exit_3_and_usage_errors_exit_2)
 
 		expand(b->args, args, sizeof(args));
 		snprintf(cmd, sizeof(cmd), "%s %s", b->tool, args);
-		st = run(cmd, log, sizeof(log));
+		st = fg_test_run(cmd, log, sizeof(log));
 		cr_expect_eq(st, b->status, "case %zu: exit %d, expected %d\n%s\n%s",
 			     i, st, b->status, cmd, log);
 		cr_expect(strstr(log, b->needle) != NULL,
@@ -581,7 +562,7 @@ Test(tools, bad_inputs_exit_3_and_usage_errors_exit_2)
 	}
 
 	/* --help says what each exit status means. */
-	st = run(FG_AUDIT " --help", log, sizeof(log));
+	st = fg_test_run(FG_AUDIT " --help", log, sizeof(log));
 	cr_expect_eq(st, 0, "fg-audit --help: exit %d", st);
 	cr_expect(strstr(log, "  1  a cross-tenant delivery or a wrong checksum (only these)") != NULL &&
 		  strstr(log, "  3  no audit: a file that cannot be read") != NULL,

@@ -529,3 +529,25 @@ fail:
 	fclose(f);
 	return ret;
 }
+
+long
+fg_mapfile_lines(const char *path)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(path, "r");
+	char last = '\n';
+	long n = 0;
+	size_t len;
+	int e;
+
+	if (f == NULL)
+		return -errno;
+	while ((len = fread(buf, 1, sizeof(buf), f)) > 0) {
+		for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++)
+			n++;
+		last = buf[len - 1];
+	}
+	e = ferror(f) ? EIO : 0;
+	fclose(f);
+	return e ? -e : n + (last != '\n');
+}

@@ -80,4 +80,8 @@ int fg_ops_apply_checked(struct fg_ownership *o, const struct fg_op *ops,
 int fg_mapfile_load(struct fg_ownership *o, const char *path,
 		    unsigned long *failed_line, struct fg_err *err);
 
+/* Lines in a mapping file (a last line without '\n' counts): a bound on
+ * the entries it can add, for sizing tables. -errno when it cannot be read. */
+long fg_mapfile_lines(const char *path);
+
 #endif /* FG_MAPFILE_H */

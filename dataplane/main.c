@@ -140,21 +140,6 @@ fg_parse_opts(int argc, char **argv, bool replay, struct fg_opts *o)
 	return 0;
 }
 
-static long
-fg_count_lines(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long n = 0;
-	int c;
-
-	if (f == NULL)
-		return -1;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n + 1;
-}
-
 /* Packets in a capture, or -1 with the reason printed. */
 static long
 fg_count_packets(const char *path)
@@ -473,9 +458,9 @@ fg_replay(int argc, char **argv)
 	} else {
 		fg_config_default_port(&cfg);
 	}
-	lines = fg_count_lines(o.mappings);
+	lines = fg_mapfile_lines(o.mappings);
 	if (lines < 0) {
-		fprintf(stderr, "framegate replay: %s: %s\n", o.mappings, strerror(errno));
+		fprintf(stderr, "framegate replay: %s: %s\n", o.mappings, strerror((int)-lines));
 		return FG_EXIT_FAIL;
 	}
 	packets = fg_count_packets(o.in);

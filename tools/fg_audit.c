@@ -593,29 +593,14 @@ model_free(struct model *m)
 static int
 count_lines(const char *path, uint64_t *lines)
 {
-	static char buf[1 << 16];
-	FILE *f = fopen(path, "r");
-	uint64_t n = 0;
-	char last = '\n';
-	size_t len;
-	int ret = 0;
+	long n = fg_mapfile_lines(path);
 
-	if (f == NULL) {
-		fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror(errno));
+	if (n < 0) {
+		fprintf(stderr, "%s: %s: cannot read: %s\n", prog, path, strerror((int)-n));
 		return -1;
 	}
-	while ((len = fread(buf, 1, sizeof(buf), f)) > 0) {
-		for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++)
-			n++;
-		last = buf[len - 1];
-	}
-	if (ferror(f)) {
-		fprintf(stderr, "%s: %s: read error: %s\n", prog, path, strerror(errno));
-		ret = -1;
-	}
-	fclose(f);
-	*lines = n + (last != '\n');
-	return ret;
+	*lines = (uint64_t)n;
+	return 0;
 }
 
 /* Empty indexes with room for a file of `lines` lines. */

@@ -103,21 +103,6 @@ print_verdict(const struct fg_pkt_out *po, const struct fg_verdict *v)
 	printf("\n");
 }
 
-static long
-count_lines(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long n = 0;
-	int c;
-
-	if (f == NULL)
-		return -1;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n + 1;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -179,12 +164,13 @@ main(int argc, char **argv)
 	}
 	/* Size the tables (and EAL's memory) by the mapping file: no
 	 * operation adds more than one entry. */
-	long lines = count_lines(mappings);
+	long lines = fg_mapfile_lines(mappings);
 
 	if (lines < 0) {
-		fprintf(stderr, "%s: %s\n", mappings, strerror(errno));
+		fprintf(stderr, "%s: %s\n", mappings, strerror((int)-lines));
 		return FG_EXIT_INVALID;
 	}
+	lines++;
 	if (fg_eal_quick_start("fgverdict", 256 + (unsigned int)(lines / 1000)) != 0)
 		return FG_EXIT_INVALID;
 

@@ -596,7 +596,7 @@ count_lines(const char *path, uint64_t *lines)
 	long n = fg_mapfile_lines(path);
 
 	if (n < 0) {
-		fprintf(stderr, "%s: %s: cannot read: %s\n", prog, path, strerror((int)-n));
+		fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror((int)-n));
 		return -1;
 	}
 	*lines = (uint64_t)n;

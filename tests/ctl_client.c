@@ -155,6 +155,7 @@ fg_ctl_call(int fd, json_t *req)
 	json_t *res = NULL;
 	char *rb;
 
+	json_decref(req);
 	if (fg_full(fd, hdr, 4, true) || fg_full(fd, body, len, true)) {
 		free(body);
 		return NULL;
@@ -174,10 +175,13 @@ json_t *
 fg_ctl_once(const char *path, json_t *req)
 {
 	int fd = fg_ctl_connect(path);
-	json_t *res = fd >= 0 ? fg_ctl_call(fd, req) : NULL;
+	json_t *res = NULL;
 
-	if (fd >= 0)
+	if (fd >= 0) {
+		res = fg_ctl_call(fd, req);
 		close(fd);
-	json_decref(req);
+	} else {
+		json_decref(req);
+	}
 	return res;
 }

@@ -31,8 +31,8 @@ void fg_rp_fini(struct fg_router_proc *rp);
 
 /* Connect to a socket: fd or -1. */
 int fg_ctl_connect(const char *path);
-/* Send a request, read the response (new reference), or NULL when the
- * connection failed. */
+/* Send a request (stolen), read the response (new reference), or NULL when
+ * the connection failed. */
 json_t *fg_ctl_call(int fd, json_t *req);
 /* Connect, call, close; the request is stolen. */
 json_t *fg_ctl_once(const char *path, json_t *req);

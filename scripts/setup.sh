@@ -19,6 +19,7 @@ packages=(
   build-essential pkg-config meson ninja-build python3
   libdpdk-dev libsodium-dev libjansson-dev libjemalloc-dev libcriterion-dev
   libpcap-dev
+  iproute2 procps           # the namespace tests: ip netns, veth, sysctl
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then

@@ -17,6 +17,12 @@
 void
 fg_rp_init(struct fg_router_proc *rp)
 {
+	fg_rp_init_with(rp, NULL);
+}
+
+void
+fg_rp_init_with(struct fg_router_proc *rp, const char *extra_json)
+{
 	char path[160];
 	FILE *f;
 
@@ -28,12 +34,12 @@ fg_rp_init(struct fg_router_proc *rp)
 	snprintf(path, sizeof(path), "%s/config.json", rp->dir);
 	f = fopen(path, "w");
 	fprintf(f,
-		"{\"control_socket\": \"%s\", \"journal_dir\": \"%s/journal\",\n"
+		"{%s\"control_socket\": \"%s\", \"journal_dir\": \"%s/journal\",\n"
 		" \"tables\": {\"max_tenants\": 4096, \"max_sinks\": 16384, \"max_devices\": 1100000},\n"
 		" \"mbufs\": 2047,\n"
 		" \"ports\": [{\"port\": 0, \"role\": \"both\", \"next_hop_mac\": \"02:00:00:00:00:01\",\n"
 		"             \"ipv4\": \"192.0.2.1\", \"ipv6\": \"2001:db8::1\"}]}\n",
-		rp->sock, rp->dir);
+		extra_json ? extra_json : "", rp->sock, rp->dir);
 	fclose(f);
 }
 

@@ -18,8 +18,10 @@ struct fg_router_proc {
 	unsigned int starts;
 };
 
-/* Make the folder and config; no process yet. */
+/* Make the folder and config; no process yet. extra_json: more top-level
+ * configuration keys ("\"compact_bytes\": 4096, "), or NULL. */
 void fg_rp_init(struct fg_router_proc *rp);
+void fg_rp_init_with(struct fg_router_proc *rp, const char *extra_json);
 /* Start the router; waits until it serves. extra: more framegate options
  * (e.g. "--mappings FILE") or NULL. Returns false when it did not start
  * (its output goes to stderr). */

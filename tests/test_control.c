@@ -579,3 +579,37 @@ Test(control, fgctl_drives_the_router)
 	cr_expect_eq(fgctl(out, sizeof(out), "health"), 3, "%s", out);
 	cr_expect(strstr(out, rp.sock) != NULL, "%s", out);
 }
+
+/* Compaction: once the journal passes compact_bytes, the router writes a
+ * snapshot and empties the log; a restart gives back the same state. */
+Test(control, the_journal_is_compacted_and_restores_the_same_state)
+{
+	char *before, *after;
+	json_t *r;
+
+	fg_rp_fini(&rp);
+	fg_rp_init_with(&rp, "\"compact_bytes\": 2048, ");
+	cr_assert(fg_rp_start(&rp, NULL));
+	for (int t = 1; t <= 60; t++) {
+		r = call(json_pack("{s:s, s:{s:s, s:i, s:s}}", "cmd", "apply", "op", "op", "tenant",
+				   "tenant", t, "name", "compaction-test-tenant"));
+		cr_assert(json_is_true(json_object_get(r, "ok")));
+		json_decref(r);
+	}
+	r = call(json_pack("{s:s}", "cmd", "health"));
+	json_t *j = json_object_get(r, "journal");
+
+	cr_expect_gt(json_integer_value(json_object_get(j, "generation")), 0,
+		     "no snapshot was taken");
+	cr_expect_lt(json_integer_value(json_object_get(j, "bytes")), 2048 + 200,
+		     "the log was not emptied: %ld bytes",
+		     (long)json_integer_value(json_object_get(j, "bytes")));
+	json_decref(r);
+	before = dump();
+	fg_rp_kill(&rp, SIGKILL);
+	cr_assert(fg_rp_start(&rp, NULL));
+	after = dump();
+	cr_expect_str_eq(after, before, "the restart after compaction changed the state");
+	free(before);
+	free(after);
+}

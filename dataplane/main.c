@@ -31,6 +31,7 @@
 #include <grp.h>
 
 #include "config.h"
+#include "eal_quick.h"
 #include "journal.h"
 #include "mapfile.h"
 #include "ownership.h"
@@ -489,12 +490,7 @@ fg_replay(int argc, char **argv)
 	if (o.config == NULL)
 		cfg.mbufs = 8191;
 	ret = fg_run(&cfg, &o, packets);
-	rte_eal_cleanup();
-	/* --no-shconf still makes a runtime folder; leave nothing behind. */
-	char dir[128];
-
-	snprintf(dir, sizeof(dir), "/var/run/dpdk/fgreplay%d", (int)getpid());
-	rmdir(dir);
+	fg_eal_cleanup();
 	return ret;
 }
 
@@ -527,6 +523,6 @@ main(int argc, char **argv)
 		return FG_EXIT_FAIL;
 	}
 	ret = fg_run(&cfg, &o, -1);
-	rte_eal_cleanup();
+	fg_eal_cleanup();
 	return ret;
 }

@@ -253,7 +253,7 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 
 	snprintf(eal, sizeof(eal),
 		 "--no-huge -m 512 --no-pci --no-shconf --file-prefix=fgns%d --no-telemetry -l 0"
-		 " --log-level=*:error --vdev net_af_packet0,iface=%s --vdev net_af_packet1,iface=%s",
+		 " --log-level=*:error --vdev net_af_packet0,iface=%s,framecnt=4096 --vdev net_af_packet1,iface=%s,framecnt=4096",
 		 (int)getpid(), rc, rv);
 	snprintf(cmd, sizeof(cmd), "%s --config %s/config.json --mappings %s/mappings.jsonl"
 		 " --stats %s/stats.json --duration 60", FG_FRAMEGATE, dir, dir, dir);
@@ -431,7 +431,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 		close(out[0]);
 		snprintf(cmd, sizeof(cmd),
 			 "exec %s --no-huge -m 512 --no-pci --no-shconf --file-prefix=fgnsa%d --no-telemetry -l 0"
-			 " --log-level=*:error --vdev net_af_packet0,iface=%s --vdev net_af_packet1,iface=%s"
+			 " --log-level=*:error --vdev net_af_packet0,iface=%s,framecnt=4096 --vdev net_af_packet1,iface=%s,framecnt=4096"
 			 " -- --config %s/config.json --mappings %s/mappings.jsonl --duration 60 >/dev/null",
 			 FG_FRAMEGATE, (int)getppid(), rc, rv, dir, dir);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);

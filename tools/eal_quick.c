@@ -12,9 +12,10 @@
 
 #include "eal_quick.h"
 
-/* Remove this process's EAL runtime folder (its files are all flat). */
-static void
-fg_test_eal_cleanup(void)
+/* Clean EAL up and remove this process's runtime folder (its files are all
+ * flat): with --no-shconf, EAL still makes one and leaves it behind. */
+void
+fg_eal_cleanup(void)
 {
 	const char *dir = rte_eal_get_runtime_dir();
 	struct dirent *de;
@@ -57,7 +58,7 @@ fg_eal_quick_start(const char *prog, unsigned int mem_mb)
 		fprintf(stderr, "rte_eal_init: %s\n", rte_strerror(rte_errno));
 		return -1;
 	}
-	atexit(fg_test_eal_cleanup);
+	atexit(fg_eal_cleanup);
 	done = 1;
 	return 0;
 }

@@ -85,6 +85,16 @@ read_mac(const char *ns, const char *ifname, char *mac)
 	pclose(p);
 }
 
+/* A failed set-up step removes what was made: Criterion does not run the
+ * suite's fini after a failed init. */
+#define SETUP_OK(cond)                                                      \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			cleanup();                                          \
+			cr_assert_fail("network set-up failed: %s", #cond); \
+		}                                                           \
+	} while (0)
+
 static void
 setup(void)
 {
@@ -102,20 +112,20 @@ setup(void)
 	if (geteuid() != 0)
 		cr_skip_test("needs root for network namespaces");
 
-	cr_assert_eq(sh("ip netns add %s && ip netns add %s", cam_ns, view_ns), 0);
-	cr_assert_eq(sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns), 0);
-	cr_assert_eq(sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns), 0);
+	SETUP_OK(sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
+	SETUP_OK(sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
+	SETUP_OK(sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
 	/* The router's ends carry no address and no IPv6 chatter. */
-	cr_assert_eq(sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
-			" && ip link set %s up && ip link set %s up", rc, rv, rc, rv), 0);
+	SETUP_OK(sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
+			" && ip link set %s up && ip link set %s up", rc, rv, rc, rv) == 0);
 	read_mac(NULL, rc, mac_rc);
-	cr_assert_eq(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+	SETUP_OK(sh("ip -n %s link set lo up && ip -n %s link set %s up"
 			" && ip -n %s addr add 198.18.1.2/24 dev %s"
 			" && ip -n %s neigh replace 198.18.1.1 lladdr %s dev %s nud permanent",
-			cam_ns, cam_ns, vc, cam_ns, vc, cam_ns, mac_rc, vc), 0);
-	cr_assert_eq(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+			cam_ns, cam_ns, vc, cam_ns, vc, cam_ns, mac_rc, vc) == 0);
+	SETUP_OK(sh("ip -n %s link set lo up && ip -n %s link set %s up"
 			" && ip -n %s addr add 198.18.2.2/24 dev %s",
-			view_ns, view_ns, vv, view_ns, vv), 0);
+			view_ns, view_ns, vv, view_ns, vv) == 0);
 	read_mac(view_ns, vv, mac_vv);
 
 	/* Mappings: tenant 7's camera 0xa1 to sink 6000, tenant 9's 0xb1 to

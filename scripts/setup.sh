@@ -3,7 +3,8 @@
 #   scripts/setup.sh demo   run the demo
 #   scripts/setup.sh test   run the tests: the Criterion suites, the same
 #                           suites under ASan+UBSan, and the concurrency test
-#                           under TSan; ends with "N passed, N failed"
+#                           under TSan, then each fuzz harness for 30 s;
+#                           ends with "N passed, N failed"
 #   scripts/setup.sh build  only install and build
 # Set FG_SKIP_INSTALL=1 to skip apt-get (packages already there).
 set -euo pipefail
@@ -20,6 +21,7 @@ packages=(
   libdpdk-dev libsodium-dev libjansson-dev libjemalloc-dev libcriterion-dev
   libpcap-dev
   iproute2 procps           # the namespace tests: ip netns, veth, sysctl
+  clang libclang-rt-14-dev  # the libFuzzer harnesses
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then
@@ -74,7 +76,13 @@ test)
   meson test -C build-tsan --print-errorlogs || status=1
   logs+=(build-tsan/meson-logs/testlog.json)
 
-  python3 scripts/test-summary.py "${logs[@]}" || status=1
+  echo "== fuzzing, ${FG_FUZZ_SECONDS:-30} s per harness"
+  fuzz_out=$(scripts/fuzz.sh "${FG_FUZZ_SECONDS:-30}") || status=1
+  echo "$fuzz_out"
+  fuzz_ok=$(grep -c ': clean$' <<<"$fuzz_out" || true)
+  fuzz_bad=$(grep -c 'FAILED' <<<"$fuzz_out" || true)
+
+  python3 scripts/test-summary.py --extra "$fuzz_ok" "$fuzz_bad" "${logs[@]}" || status=1
   exit $status
   ;;
 esac

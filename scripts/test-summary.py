@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
 """Count test cases across meson test logs and print 'N passed, N failed'.
+With --extra P F first, P passed and F failed results from elsewhere (the
+fuzz harnesses) are added.
 
 A test that speaks TAP (the Criterion suites) counts each of its 'ok' and
 'not ok' lines; a test that does not (the TSan runner) counts once, by its
@@ -11,7 +13,12 @@ import re
 import sys
 
 passed = failed = 0
-for path in sys.argv[1:]:
+args = sys.argv[1:]
+if args[:1] == ["--extra"]:
+    # Results counted elsewhere (the fuzz harnesses): passed, failed.
+    passed, failed = int(args[1]), int(args[2])
+    args = args[3:]
+for path in args:
     with open(path) as f:
         for line in f:
             t = json.loads(line)

@@ -16,7 +16,7 @@ fi
 ninja -C build-fuzz >/dev/null
 
 corpus=build-fuzz/corpus
-mkdir -p "$corpus/packet" "$corpus/mapline" build-fuzz/artifacts
+mkdir -p "$corpus/packet" "$corpus/mapline" "$corpus/journal" build-fuzz/artifacts
 # Seeds: every vector packet, every vector mapping line.
 python3 - "$corpus" <<'PY'
 import struct, sys
@@ -31,10 +31,24 @@ while off + 16 <= len(data):
     i += 1
 for i, line in enumerate(open("tests/vectors/mappings.jsonl", "rb")):
     open(f"{out}/mapline/vector{i:03d}", "wb").write(line.rstrip(b"\n"))
+# A journal of the vectors' lines, one record each (format: control/journal.h).
+import binascii
+def crc32c(b):
+    crc = 0xffffffff
+    for x in b:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+rec = b""
+for line in open("tests/vectors/mappings.jsonl", "rb"):
+    hdr = b"FGJ1" + struct.pack("<II", len(line), 0)
+    rec += hdr + struct.pack("<I", crc32c(hdr + line)) + line
+open(f"{out}/journal/vectors", "wb").write(rec)
 PY
 
 status=0
-for h in packet mapline; do
+for h in packet mapline journal; do
   log=build-fuzz/fuzz_$h.log
   if ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
      build-fuzz/fuzz/fuzz_$h -max_total_time="$seconds" -print_final_stats=1 \

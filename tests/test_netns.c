@@ -175,16 +175,23 @@ enter_ns(const char *ns)
 	close(fd);
 }
 
-struct viewer_result {
-	unsigned int got[2];          /* frames on the sockets of 7 and 9 */
-	unsigned int wrong[2];        /* frames of another tenant on them */
+#define SEQ_MAX (1u << 20)
+
+/* Shared between the test, the camera and the viewer. */
+struct shared {
+	uint32_t cam_seq;             /* the seq the camera is about to send */
+	int stop;                     /* the camera stops */
+	unsigned int got[2];          /* frames of the socket's own tenant */
+	unsigned int wrong[2];        /* frames of another tenant on it */
+	uint8_t seen[2][SEQ_MAX];     /* seqs the viewer got, per tenant socket */
 };
 
-/* Viewer: two sockets, until 1.5 s pass without a frame. */
+/* Viewer: one socket per tenant's sink; until 1.5 s pass without a frame,
+ * counts each socket's frames of its own and of another tenant, and marks
+ * their frame_seq. */
 static void
-viewer(int ready_fd, int result_fd)
+viewer(struct shared *sh, int ready_fd)
 {
-	struct viewer_result res = { 0 };
 	struct pollfd pfd[2];
 	const uint32_t tenant[2] = { 7, 9 };
 
@@ -212,15 +219,16 @@ viewer(int ready_fd, int result_fd)
 			if (n < (ssize_t)sizeof(struct fg_frame_hdr))
 				continue;
 			const struct fg_frame_hdr *h = (const void *)buf;
+			uint32_t seq = ntohl(h->frame_seq);
 
 			if (ntohl(h->tenant_id) == tenant[i])
-				res.got[i]++;
+				sh->got[i]++;
 			else
-				res.wrong[i]++;
+				sh->wrong[i]++;
+			if (seq < SEQ_MAX)
+				sh->seen[i][seq] = 1;
 		}
 	}
-	if (write(result_fd, &res, sizeof(res)) != sizeof(res))
-		_exit(6);
 	_exit(0);
 }
 
@@ -254,9 +262,10 @@ camera(void)
 
 Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 {
-	int ready[2], result[2], out[2];
+	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int ready[2], out[2];
 	char cmd[2048], line[512], eal[512];
-	struct viewer_result res;
 	pid_t vpid, cpid;
 	FILE *rf;
 	int st, started = 0;
@@ -294,19 +303,20 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	}
 	cr_assert(started, "the router did not start");
 
+	cr_assert(sh != MAP_FAILED);
 	cr_assert_eq(pipe(ready), 0);
-	cr_assert_eq(pipe(result), 0);
 	vpid = fork();
 	if (vpid == 0)
-		viewer(ready[1], result[1]);
+		viewer(sh, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1, "the viewer did not start");
 	cpid = fork();
 	if (cpid == 0)
 		camera();
 	waitpid(cpid, &st, 0);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "camera failed: %d", st);
-	cr_assert_eq(read(result[0], &res, sizeof(res)), sizeof(res), "no viewer result");
 	waitpid(vpid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "viewer failed: %d", st);
+	const unsigned int *got = sh->got, *wrong = sh->wrong;
 
 	kill(router, SIGTERM);
 	while (fgets(line, sizeof(line), rf) != NULL)
@@ -316,14 +326,14 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	fclose(rf);
 
 	fprintf(stderr, "netns: viewer of tenant 7 got %u (wrong %u), of tenant 9 got %u (wrong %u)\n",
-		res.got[0], res.wrong[0], res.got[1], res.wrong[1]);
+		got[0], wrong[0], got[1], wrong[1]);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "router exit %d", st);
-	cr_expect_eq(res.wrong[0], 0, "tenant 9's frames reached tenant 7's viewer");
-	cr_expect_eq(res.wrong[1], 0, "tenant 7's frames reached tenant 9's viewer");
-	cr_expect_eq(res.got[0], N_PER_TENANT, "tenant 7's viewer got %u of %u",
-		     res.got[0], N_PER_TENANT);
-	cr_expect_eq(res.got[1], N_PER_TENANT, "tenant 9's viewer got %u of %u",
-		     res.got[1], N_PER_TENANT);
+	cr_expect_eq(wrong[0], 0, "tenant 9's frames reached tenant 7's viewer");
+	cr_expect_eq(wrong[1], 0, "tenant 7's frames reached tenant 9's viewer");
+	cr_expect_eq(got[0], N_PER_TENANT, "tenant 7's viewer got %u of %u",
+		     got[0], N_PER_TENANT);
+	cr_expect_eq(got[1], N_PER_TENANT, "tenant 9's viewer got %u of %u",
+		     got[1], N_PER_TENANT);
 
 	/* The router's own count agrees: the spoofed frames were not_owned. */
 	char stats[160], buf[4096];
@@ -340,18 +350,10 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
 	snprintf(line, sizeof(line), "\"forwarded_packets\": %d", 2 * N_PER_TENANT);
 	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
+	munmap(sh, sizeof(*sh));
 }
 
 /* ---- ack means enforced ------------------------------------------------------ */
-
-#define SEQ_MAX (1u << 20)
-
-/* Shared between the test, the camera and the viewer. */
-struct shared {
-	uint32_t cam_seq;             /* the seq the camera is about to send */
-	int stop;                     /* the camera stops */
-	uint8_t seen[2][SEQ_MAX];     /* seqs the viewer got, per tenant socket */
-};
 
 static void
 stream_camera(struct shared *sh)
@@ -377,44 +379,6 @@ stream_camera(struct shared *sh)
 				_exit(7);
 		}
 		usleep(200);
-	}
-	_exit(0);
-}
-
-static void
-stream_viewer(struct shared *sh, int ready_fd)
-{
-	struct pollfd pfd[2];
-
-	enter_ns(view_ns);
-	for (int i = 0; i < 2; i++) {
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)(6000 + i)) };
-
-		inet_pton(AF_INET, "198.18.2.2", &a.sin_addr);
-		pfd[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
-		pfd[i].events = POLLIN;
-		if (bind(pfd[i].fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-			_exit(4);
-	}
-	if (write(ready_fd, "r", 1) != 1)
-		_exit(5);
-	while (poll(pfd, 2, 1500) > 0) {
-		for (int i = 0; i < 2; i++) {
-			uint8_t buf[2048];
-			ssize_t n;
-
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			n = recv(pfd[i].fd, buf, sizeof(buf), 0);
-			if (n < (ssize_t)sizeof(struct fg_frame_hdr))
-				continue;
-			const struct fg_frame_hdr *h = (const void *)buf;
-			uint32_t seq = ntohl(h->frame_seq);
-
-			if (seq < SEQ_MAX)
-				sh->seen[i][seq] = 1;
-		}
 	}
 	_exit(0);
 }
@@ -459,7 +423,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		stream_viewer(sh, ready[1]);
+		viewer(sh, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1);
 	cpid = fork();
 	if (cpid == 0)

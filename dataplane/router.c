@@ -138,6 +138,7 @@ fg_worker_create(struct fg_router *r, unsigned int id, unsigned int lcore,
 		rte_eth_tx_buffer_init(b, FG_RX_BURST);
 		rte_eth_tx_buffer_set_err_callback(b, fg_tx_unsent, w);
 		w->txb[p] = b;
+		w->tx_ports[w->n_tx++] = p;
 	}
 	if (fg_tables_reader_register(r->tables, id) != 0) {
 		fg_err_set(err, EINVAL, "worker %u: cannot register as an RCU reader", id);
@@ -237,10 +238,10 @@ fg_router_join(struct fg_router *r)
 
 		if (w == NULL)
 			continue;
-		for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; p++)
-			if (w->txb[p] != NULL)
-				fg_ctr_add(&w->ctr->copies_sent,
-					   rte_eth_tx_buffer_flush(p, w->txq, w->txb[p]));
+		for (uint16_t i = 0; i < w->n_tx; i++)
+			fg_ctr_add(&w->ctr->copies_sent,
+				   rte_eth_tx_buffer_flush(w->tx_ports[i], w->txq,
+							   w->txb[w->tx_ports[i]]));
 		fg_tables_reader_unregister(r->tables, w->id);
 	}
 	RTE_ETH_FOREACH_DEV(port)

@@ -42,6 +42,8 @@ struct fg_worker {
 	} rx[FG_MAX_RX_PER_WORKER];
 	uint16_t txq;                     /* this worker's queue on every egress port */
 	struct rte_eth_dev_tx_buffer *txb[RTE_MAX_ETHPORTS];
+	uint16_t n_tx;                    /* egress ports with a buffer: */
+	uint16_t tx_ports[RTE_MAX_ETHPORTS];
 	struct fg_counters *ctr;
 	uint64_t idle_polls;              /* consecutive polls that received nothing */
 } __rte_cache_aligned;

@@ -206,10 +206,13 @@ fg_worker_poll(const struct fg_router *r, struct fg_worker *w)
 		if (nd)
 			rte_pktmbuf_free_bulk(dropped, nd);
 	}
-	for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; p++)
-		if (w->txb[p] != NULL && w->txb[p]->length)
+	for (uint16_t i = 0; i < w->n_tx; i++) {
+		uint16_t p = w->tx_ports[i];
+
+		if (w->txb[p]->length)
 			fg_ctr_add(&w->ctr->copies_sent,
 				   rte_eth_tx_buffer_flush(p, w->txq, w->txb[p]));
+	}
 	/* Entries this burst looked up are no longer held. */
 	fg_tables_reader_quiescent(r->tables, w->id);
 	w->idle_polls = received ? 0 : w->idle_polls + 1;

@@ -232,29 +232,45 @@ viewer(struct shared *sh, int ready_fd)
 	_exit(0);
 }
 
+/* The camera's socket, in the camera namespace, aimed at the router. */
+static int
+camera_socket(struct sockaddr_in *dst)
+{
+	enter_ns(cam_ns);
+	*dst = (struct sockaddr_in){ .sin_family = AF_INET,
+				     .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
+	inet_pton(AF_INET, "198.18.1.1", &dst->sin_addr);
+	return socket(AF_INET, SOCK_DGRAM, 0);
+}
+
+/* Send one frame (its UDP payload: frame header and payload). */
+static void
+send_frame(int s, const struct sockaddr_in *dst, uint32_t tenant, uint64_t device,
+	   uint32_t seq, uint16_t payload)
+{
+	struct fg_frame_spec spec = { .ip_version = 4, .payload_len = payload, .epoch = 1,
+				      .frame_seq = seq, .tenant_id = tenant,
+				      .device_id = device };
+	uint8_t pkt[512];
+	size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
+	size_t off = fg_frame_offset(&spec);
+
+	if (sendto(s, pkt + off, len - off, 0, (const struct sockaddr *)dst, sizeof(*dst)) < 0)
+		_exit(7);
+}
+
 /* Camera: the UDP payload (frame header and payload) of each frame. */
 static void
 camera(void)
 {
-	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
-	int s;
+	struct sockaddr_in dst;
+	int s = camera_socket(&dst);
 
-	enter_ns(cam_ns);
-	s = socket(AF_INET, SOCK_DGRAM, 0);
-	inet_pton(AF_INET, "198.18.1.1", &dst.sin_addr);
 	for (unsigned int i = 0; i < 2 * N_PER_TENANT + N_SPOOFED; i++) {
 		/* 7/0xa1, 9/0xb1, and 7 claiming 9's camera 0xb1. */
 		unsigned int kind = i < 2 * N_PER_TENANT ? i % 2 : 2;
-		struct fg_frame_spec spec = {
-			.ip_version = 4, .payload_len = 200, .epoch = 1, .frame_seq = i,
-			.tenant_id = kind == 1 ? 9 : 7, .device_id = kind == 0 ? 0xa1 : 0xb1,
-		};
-		uint8_t pkt[512];
-		size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
-		size_t off = fg_frame_offset(&spec);
 
-		if (sendto(s, pkt + off, len - off, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0)
-			_exit(7);
+		send_frame(s, &dst, kind == 1 ? 9 : 7, kind == 0 ? 0xa1 : 0xb1, i, 200);
 		usleep(200);
 	}
 	_exit(0);
@@ -358,26 +374,13 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 static void
 stream_camera(struct shared *sh)
 {
-	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
-	int s;
+	struct sockaddr_in dst;
+	int s = camera_socket(&dst);
 
-	enter_ns(cam_ns);
-	s = socket(AF_INET, SOCK_DGRAM, 0);
-	inet_pton(AF_INET, "198.18.1.1", &dst.sin_addr);
 	for (uint32_t seq = 0; seq < SEQ_MAX && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); seq++) {
 		__atomic_store_n(&sh->cam_seq, seq, __ATOMIC_RELEASE);
-		for (int k = 0; k < 2; k++) {
-			struct fg_frame_spec spec = {
-				.ip_version = 4, .payload_len = 64, .epoch = 1, .frame_seq = seq,
-				.tenant_id = k ? 9 : 7, .device_id = k ? 0xb1 : 0xa1,
-			};
-			uint8_t pkt[256];
-			size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
-			size_t off = fg_frame_offset(&spec);
-
-			if (sendto(s, pkt + off, len - off, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0)
-				_exit(7);
-		}
+		send_frame(s, &dst, 7, 0xa1, seq, 64);
+		send_frame(s, &dst, 9, 0xb1, seq, 64);
 		usleep(200);
 	}
 	_exit(0);

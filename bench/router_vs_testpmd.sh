@@ -35,6 +35,7 @@ if [ ! -f "$cap" ] || [ ! -f "$map" ]; then
 fi
 cat > "$work/conf.json" <<JSON
 {"tables": {"max_tenants": $tenants, "max_sinks": $((tenants * 2)), "max_devices": $mappings},
+ "journal_dir": "$work/journal", "control_socket": "$work/control.sock",
  "mbufs": $mbufs,
  "ports": [{"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
             "ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}]}
@@ -52,6 +53,7 @@ run_testpmd() {  # Mpps: median of the per-second rates once forwarding runs
 }
 
 run_framegate() {  # Mpps over --duration, from its own clock
+  rm -rf "$work/journal"    # each round loads the mappings afresh
   build/framegate $(eal f) -- --config "$work/conf.json" --mappings "$map" \
     --duration "$seconds" 2>/dev/null | awk '/^rate:/ {print $2}' || true
 }

@@ -10,7 +10,14 @@
  *   -> reply.
  *
  * Commands are rows of {name, writes, handler}. Everything runs on the main
- * thread, one request at a time, so changes are applied in arrival order.
+ * thread, so changes are applied in arrival order.
+ *
+ * Group commit: single changes (`apply`) that arrive together, pipelined on
+ * one connection or from several, are checked one after another against the
+ * state the earlier ones leave (each accepted or refused on its own, as if
+ * alone), then journaled as one record with one fsync, applied, and given one
+ * grace period; then each gets its reply. Any other request first finishes
+ * the group in progress, so every connection's replies keep their order.
  */
 #define _GNU_SOURCE             /* struct ucred, accept4 */
 #include <errno.h>
@@ -40,6 +47,8 @@
 #include "stats.h"
 
 #define FG_SERVER_MAX_CONNS 64
+#define FG_GROUP_MAX 4096         /* single changes committed together */
+#define FG_OUT_HIGH (1u << 20)    /* replies unread by a peer: read no more */
 
 struct fg_load {
 	bool active;
@@ -55,10 +64,21 @@ struct fg_conn {
 	int fd;
 	uid_t uid;
 	bool can_write, can_read;
-	uint8_t *buf;
+	uint8_t *buf;               /* requests read, not yet handled */
 	size_t len, cap;
+	uint8_t *out;               /* replies not yet written: out[off..len) */
+	size_t out_off, out_len, out_cap;
 	time_t last;
 	struct fg_load load;
+};
+
+/* A single change waiting for the group commit. */
+struct fg_pending {
+	struct fg_conn *conn;       /* where its reply goes */
+	struct fg_op op;
+	char *line;                 /* its op line, newline-terminated */
+	size_t len;
+	struct fg_err err;          /* err.code != 0: refused */
 };
 
 struct fg_server {
@@ -72,6 +92,12 @@ struct fg_server {
 	unsigned int n_conns;
 	time_t started;
 	uint64_t changes;
+	struct fg_pending *group;   /* FG_GROUP_MAX of them */
+	size_t n_group;
+	struct fg_op *group_ops;    /* the accepted ones, in order, to apply */
+	char *group_text;           /* their lines: one journal record */
+	size_t group_text_cap;
+	uint64_t groups;            /* group commits, for health */
 };
 
 struct fg_cmd {
@@ -170,34 +196,156 @@ fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err
 	return 0;
 }
 
-/* One change given as an op object. */
+/* One change given as an op object: its op line (newline-terminated, to
+ * free) and its decoded op. */
 static int
-fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
+fg_op_from_json(json_t *op, char **line_out, size_t *len_out, struct fg_op *parsed,
+		struct fg_err *err)
 {
-	struct fg_load l = { 0 };
-	char *line;
+	char *line, *nl;
+	size_t len;
 	int ret;
 
+	*line_out = NULL;
 	if (!json_is_object(op))
 		return fg_err_set(err, EINVAL, "\"op\" must be a mapping-file operation object");
 	line = json_dumps(op, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	char *nl = line ? realloc(line, strlen(line) + 2) : NULL;
-
+	nl = line ? realloc(line, strlen(line) + 2) : NULL;
 	if (nl == NULL) {
 		free(line);
 		return fg_err_set(err, ENOMEM, "out of memory");
 	}
 	line = nl;
-	strcat(line, "\n");
-	ret = fg_load_add(&l, line, strlen(line), err);
+	len = strlen(line);
 	/* One op is not a file: its errors need no line number. */
-	if (ret < 0 && err != NULL && strncmp(err->msg, "line 1: ", 8) == 0)
-		memmove(err->msg, err->msg + 8, strlen(err->msg + 8) + 1);
+	ret = fg_op_parse(line, len, parsed, err);
+	if (ret < 0) {
+		free(line);
+		return ret;
+	}
+	line[len++] = '\n';
+	line[len] = '\0';
+	*line_out = line;
+	*len_out = len;
+	return 0;
+}
+
+/* One change given as an op object, committed on its own. */
+static int
+fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
+{
+	struct fg_load l = { 0 };
+	char *line;
+	size_t len;
+	int ret = fg_op_from_json(op, &line, &len, &(struct fg_op){ 0 }, err);
+
+	if (ret < 0)
+		return ret;
+	ret = fg_load_add(&l, line, len, err);
 	free(line);
 	if (ret == 0)
 		ret = fg_commit(s, &l, false, err);
 	fg_load_reset(&l);
 	return ret;
+}
+
+/* ---- group commit ----------------------------------------------------------- */
+
+struct fg_conn;
+static void fg_send(struct fg_conn *c, json_t *msg);
+static void fg_reply_error(struct fg_conn *c, const struct fg_err *err);
+
+/* Commit the single changes waiting: check each on the state the earlier
+ * accepted ones leave, journal the accepted as one record (one fsync), apply
+ * them (one grace period), then reply to each in arrival order. */
+static void
+fg_group_flush(struct fg_server *s)
+{
+	struct fg_txn *x;
+	size_t n = s->n_group, n_ok = 0, text_len = 0;
+	struct fg_err err = { 0 };
+	int ret = 0;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		text_len += s->group[i].len;
+	if (text_len > s->group_text_cap) {
+		char *t = realloc(s->group_text, text_len);
+
+		if (t != NULL) {
+			s->group_text = t;
+			s->group_text_cap = text_len;
+		}
+	}
+	text_len = 0;
+	x = s->group_text != NULL ? fg_txn_begin(s->own, (uint32_t)n) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct fg_pending *p = &s->group[i];
+
+		if (x == NULL) {
+			fg_err_set(&p->err, ENOMEM, "out of memory for a group of %zu changes", n);
+			continue;
+		}
+		if (fg_op_check(s->own, x, &p->op, &p->err) < 0) {
+			/* A refused check leaves the transaction as it was, but
+			 * for a lack of memory, after which none can go on. */
+			if (p->err.code == ENOMEM) {
+				fg_txn_free(x);
+				x = NULL;
+			}
+			continue;
+		}
+		s->group_ops[n_ok++] = p->op;
+		memcpy(s->group_text + text_len, p->line, p->len);
+		text_len += p->len;
+	}
+	fg_txn_free(x);
+	if (n_ok > 0 && s->journal != NULL)
+		ret = fg_journal_append(s->journal, s->group_text, text_len, &err);
+	if (n_ok > 0 && ret == 0)
+		ret = fg_ops_apply_checked(s->own, s->group_ops, n_ok, NULL, &err);
+	if (ret == 0) {
+		s->changes += n_ok;
+		s->groups += n_ok > 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fg_pending *p = &s->group[i];
+
+		if (p->err.code != 0) {
+			fg_reply_error(p->conn, &p->err);
+		} else if (ret < 0) {
+			fg_reply_error(p->conn, &err);
+		} else {
+			json_t *r = json_pack("{s:i, s:b}", "applied", 1, "ok", 1);
+
+			fg_send(p->conn, r);
+			json_decref(r);
+		}
+		free(p->line);
+	}
+	s->n_group = 0;
+}
+
+/* Queue one `apply` for the group commit. */
+static void
+fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req)
+{
+	struct fg_pending *p;
+	struct fg_err err = { 0 };
+	struct fg_op op;
+	char *line;
+	size_t len;
+
+	if (fg_op_from_json(json_object_get(req, "op"), &line, &len, &op, &err) < 0) {
+		fg_group_flush(s);          /* its reply comes after theirs */
+		fg_reply_error(c, &err);
+		return;
+	}
+	if (s->n_group == FG_GROUP_MAX)
+		fg_group_flush(s);
+	p = &s->group[s->n_group++];
+	*p = (struct fg_pending){ .conn = c, .op = op, .line = line, .len = len };
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -435,6 +583,7 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	json_object_set_new(res, "sinks", json_integer(fg_tables_count_sinks(t)));
 	json_object_set_new(res, "devices", json_integer(fg_tables_count_devices(t)));
 	json_object_set_new(res, "changes_applied", json_integer((json_int_t)s->changes));
+	json_object_set_new(res, "group_commits", json_integer((json_int_t)s->groups));
 	if (s->journal != NULL)
 		json_object_set_new(res, "journal", json_pack("{s:I, s:I, s:I}",
 			"bytes", (json_int_t)fg_journal_size(s->journal),
@@ -479,51 +628,77 @@ fg_errno_name(int code)
 	}
 }
 
-/* Write a whole framed message, waiting up to a second for room. */
+/* Write what a connection's peer will take now. -1: the peer is gone. */
 static int
-fg_send(int fd, json_t *msg)
+fg_conn_write(struct fg_conn *c)
 {
-	char *body = json_dumps(msg, JSON_COMPACT);
-	size_t len = body ? strlen(body) : 0, off = 0;
-	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16),
-			   (uint8_t)(len >> 8), (uint8_t)len };
-	struct iovec iov[2];
-	int ret = 0;
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 
-	if (body == NULL)
-		return -ENOMEM;
-	while (off < len + 4) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		ssize_t n;
-
-		iov[0] = (struct iovec){ hdr + RTE_MIN(off, 4u), off < 4 ? 4 - off : 0 };
-		iov[1] = (struct iovec){ body + (off > 4 ? off - 4 : 0),
-					 len - (off > 4 ? off - 4 : 0) };
-		n = writev(fd, iov, 2);
 		if (n > 0) {
-			off += (size_t)n;
+			c->out_off += (size_t)n;
+			c->last = time(NULL);
 			continue;
 		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			ret = -errno;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
 			break;
-		}
-		if (poll(&pfd, 1, 1000) <= 0) {
-			ret = -ETIMEDOUT;
-			break;
-		}
+		return -1;
 	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	return 0;
+}
+
+/* Queue a framed reply. The poll round writes what the peer takes, once
+ * for all its replies; the rest goes out as the peer reads (the server
+ * never waits for one peer). */
+static void
+fg_send(struct fg_conn *c, json_t *msg)
+{
+	char *body = json_dumps(msg, JSON_COMPACT);
+	size_t len = body ? strlen(body) : 0;
+
+	if (body == NULL || c->fd < 0)
+		goto out;
+	if (c->out_off > 0 && c->out_off >= c->out_len / 2) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	if (c->out_len + 4 + len > c->out_cap) {
+		size_t cap = RTE_MAX(c->out_cap * 2, c->out_len + 4 + len);
+		uint8_t *o = realloc(c->out, cap);
+
+		if (o == NULL)
+			goto out;       /* the peer sees no reply; the change stands */
+		c->out = o;
+		c->out_cap = cap;
+	}
+	c->out[c->out_len++] = (uint8_t)(len >> 24);
+	c->out[c->out_len++] = (uint8_t)(len >> 16);
+	c->out[c->out_len++] = (uint8_t)(len >> 8);
+	c->out[c->out_len++] = (uint8_t)len;
+	memcpy(c->out + c->out_len, body, len);
+	c->out_len += len;
+out:
 	free(body);
-	return ret;
+}
+
+static json_t *
+fg_error_json(const struct fg_err *err)
+{
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", fg_errno_name(err->code),
+			 "error", err->msg);
 }
 
 static void
-fg_reply_error(int fd, const struct fg_err *err)
+fg_reply_error(struct fg_conn *c, const struct fg_err *err)
 {
-	json_t *r = json_pack("{s:b, s:s, s:s}", "ok", 0, "code", fg_errno_name(err->code),
-			      "error", err->msg);
+	json_t *r = fg_error_json(err);
 
-	fg_send(fd, r);
+	fg_send(c, r);
 	json_decref(r);
 }
 
@@ -532,6 +707,7 @@ fg_conn_close(struct fg_server *s, unsigned int i)
 {
 	close(s->conns[i].fd);
 	free(s->conns[i].buf);
+	free(s->conns[i].out);
 	fg_load_reset(&s->conns[i].load);
 	s->conns[i] = s->conns[--s->n_conns];
 	memset(&s->conns[s->n_conns], 0, sizeof(s->conns[0]));
@@ -575,8 +751,13 @@ fg_accept(struct fg_server *s)
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
 		struct fg_err err;
 
+		struct fg_conn once = { .fd = fd };
+
+		/* One try to say why, then close. */
 		fg_err_set(&err, EBUSY, "the router serves %d connections at most", FG_SERVER_MAX_CONNS);
-		fg_reply_error(fd, &err);
+		fg_reply_error(&once, &err);
+		fg_conn_write(&once);
+		free(once.out);
 		close(fd);
 		return;
 	}
@@ -602,12 +783,13 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	int ret;
 
 	if (req == NULL || !json_is_object(req)) {
+		fg_group_flush(s);
 		if (req == NULL)
 			fg_err_set(&err, EINVAL, "the request is not valid JSON: %s (column %d)",
 				   jerr.text, jerr.column);
 		else
 			fg_err_set(&err, EINVAL, "a request is one JSON object");
-		fg_reply_error(c->fd, &err);
+		fg_reply_error(c, &err);
 		json_decref(req);
 		return;
 	}
@@ -622,18 +804,25 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 			   cmd->name, (unsigned int)c->uid, cmd->writes ? "change state" : "read state",
 			   s->cfg.read_gid != (gid_t)-1 ? "; the read group may read it" : "");
 	}
+	if (err.code == 0 && cmd->handler == fg_cmd_apply) {
+		fg_group_add(s, c, req);
+		json_decref(req);
+		return;
+	}
+	/* Anything else waits for the changes before it. */
+	fg_group_flush(s);
 	if (err.code) {
-		fg_reply_error(c->fd, &err);
+		fg_reply_error(c, &err);
 		json_decref(req);
 		return;
 	}
 	res = json_object();
 	ret = cmd->handler(s, c, req, res, &err);
 	if (ret < 0) {
-		fg_reply_error(c->fd, &err);
+		fg_reply_error(c, &err);
 	} else {
 		json_object_set_new(res, "ok", json_true());
-		fg_send(c->fd, res);
+		fg_send(c, res);
 	}
 	json_decref(res);
 	json_decref(req);
@@ -677,7 +866,8 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 
 			fg_err_set(&err, EMSGSIZE, "a request of %zu bytes is over the %u-byte limit (send a load in chunks)",
 				   mlen, FG_CTL_MAX_REQUEST);
-			fg_reply_error(c->fd, &err);
+			fg_group_flush(s);
+			fg_reply_error(c, &err);
 			return -1;
 		}
 		if (c->len < 4 + mlen)
@@ -751,6 +941,13 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	s->journal = journal;
 	s->router = router;
 	s->started = time(NULL);
+	s->group = calloc(FG_GROUP_MAX, sizeof(*s->group));
+	s->group_ops = calloc(FG_GROUP_MAX, sizeof(*s->group_ops));
+	if (s->group == NULL || s->group_ops == NULL) {
+		fg_server_free(s);
+		fg_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
 	return s;
 }
 
@@ -767,16 +964,39 @@ fg_server_poll(struct fg_server *s, int timeout_ms)
 	unsigned int n = s->n_conns;
 	time_t now;
 
+	bool closing[FG_SERVER_MAX_CONNS] = { false };
+
 	pfd[0] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
-	for (unsigned int i = 0; i < n; i++)
-		pfd[i + 1] = (struct pollfd){ .fd = s->conns[i].fd, .events = POLLIN };
+	for (unsigned int i = 0; i < n; i++) {
+		const struct fg_conn *c = &s->conns[i];
+		size_t unread = c->out_len - c->out_off;
+
+		/* A peer that leaves its replies unread is sent no more work. */
+		pfd[i + 1] = (struct pollfd){ .fd = c->fd,
+			.events = (short)((unread < FG_OUT_HIGH ? POLLIN : 0) |
+					  (unread > 0 ? POLLOUT : 0)) };
+	}
 	if (poll(pfd, n + 1, timeout_ms) <= 0)
 		goto idle;
 	/* Connections first (from the last, as closing moves the last one into
 	 * the freed place), then new ones. */
-	for (unsigned int i = n; i-- > 0;)
-		if (pfd[i + 1].revents && fg_conn_read(s, &s->conns[i]) < 0)
+	for (unsigned int i = n; i-- > 0;) {
+		short ev = pfd[i + 1].revents;
+
+		if (ev & POLLOUT)
+			closing[i] = fg_conn_write(&s->conns[i]) < 0;
+		if (!closing[i] && (ev & ~POLLOUT))
+			closing[i] = fg_conn_read(s, &s->conns[i]) < 0;
+	}
+	/* The changes read this round commit together, before any reply
+	 * socket closes. */
+	fg_group_flush(s);
+	for (unsigned int i = n; i-- > 0;) {
+		if (s->conns[i].out_len > 0 && fg_conn_write(&s->conns[i]) < 0)
+			closing[i] = true;
+		if (closing[i])
 			fg_conn_close(s, i);
+	}
 	if (pfd[0].revents & POLLIN)
 		fg_accept(s);
 idle:
@@ -799,9 +1019,13 @@ fg_server_free(struct fg_server *s)
 {
 	if (s == NULL)
 		return;
+	fg_group_flush(s);
 	while (s->n_conns > 0)
 		fg_conn_close(s, s->n_conns - 1);
 	close(s->listen_fd);
 	unlink(s->path);
+	free(s->group);
+	free(s->group_ops);
+	free(s->group_text);
 	free(s);
 }

@@ -151,22 +151,28 @@ fg_full(int fd, void *buf, size_t len, bool wr)
 	return 0;
 }
 
-json_t *
-fg_ctl_call(int fd, json_t *req)
+int
+fg_ctl_send(int fd, json_t *req)
 {
 	char *body = json_dumps(req, JSON_COMPACT);
 	uint32_t len = (uint32_t)strlen(body);
 	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
 			   (uint8_t)len };
-	json_t *res = NULL;
-	char *rb;
+	int ret = fg_full(fd, hdr, 4, true) || fg_full(fd, body, len, true) ? -1 : 0;
 
 	json_decref(req);
-	if (fg_full(fd, hdr, 4, true) || fg_full(fd, body, len, true)) {
-		free(body);
-		return NULL;
-	}
 	free(body);
+	return ret;
+}
+
+json_t *
+fg_ctl_recv(int fd)
+{
+	uint8_t hdr[4];
+	json_t *res = NULL;
+	uint32_t len;
+	char *rb;
+
 	if (fg_full(fd, hdr, 4, false))
 		return NULL;
 	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
@@ -175,6 +181,12 @@ fg_ctl_call(int fd, json_t *req)
 		res = json_loadb(rb, len, 0, NULL);
 	free(rb);
 	return res;
+}
+
+json_t *
+fg_ctl_call(int fd, json_t *req)
+{
+	return fg_ctl_send(fd, req) < 0 ? NULL : fg_ctl_recv(fd);
 }
 
 json_t *

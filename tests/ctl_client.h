@@ -33,6 +33,10 @@ void fg_rp_fini(struct fg_router_proc *rp);
 
 /* Connect to a socket: fd or -1. */
 int fg_ctl_connect(const char *path);
+/* Send one request (stolen) without waiting: 0, or -1. */
+int fg_ctl_send(int fd, json_t *req);
+/* Read one response (new reference), or NULL. */
+json_t *fg_ctl_recv(int fd);
 /* Send a request (stolen), read the response (new reference), or NULL when
  * the connection failed. */
 json_t *fg_ctl_call(int fd, json_t *req);

@@ -613,3 +613,101 @@ Test(control, the_journal_is_compacted_and_restores_the_same_state)
 	free(before);
 	free(after);
 }
+
+/* Group commit: changes pipelined on one connection (and a second one) are
+ * each accepted or refused as if alone, on the state the earlier ones leave;
+ * a read in the middle sees exactly the changes before it; the replies keep
+ * their order; and a restart from the journal holds the same state. */
+Test(control, pipelined_changes_commit_in_groups_each_with_its_own_answer)
+{
+	enum { DEVICES = 300 };
+	int fd, fd2;
+	unsigned int sent = 0, expect_ok[2 * DEVICES + 16];
+	char dev[24];
+	char *before, *after;
+
+	cr_assert(fg_rp_start(&rp, NULL), "the router did not start");
+	fd = fg_ctl_connect(rp.sock);
+	fd2 = fg_ctl_connect(rp.sock);
+	cr_assert(fd >= 0 && fd2 >= 0);
+#define SEND(ok, ...) do { \
+		cr_assert_eq(fg_ctl_send(fd, json_pack(__VA_ARGS__)), 0); \
+		expect_ok[sent++] = (ok); \
+	} while (0)
+	SEND(1, "{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op", "tenant", "tenant", 501);
+	SEND(1, "{s:s, s:{s:s, s:i, s:i}}", "cmd", "apply", "op", "op", "tenant", "tenant", 502,
+	     "max_devices", DEVICES);
+	SEND(1, "{s:s, s:{s:s, s:i, s:i, s:s, s:i, s:i}}", "cmd", "apply", "op", "op", "sink",
+	     "sink", 5010, "tenant", 501, "addr", "192.0.2.50", "port", 6000, "egress", 0);
+	SEND(1, "{s:s, s:{s:s, s:i, s:i, s:s, s:i, s:i}}", "cmd", "apply", "op", "op", "sink",
+	     "sink", 5020, "tenant", 502, "addr", "192.0.2.51", "port", 6000, "egress", 0);
+	for (unsigned int i = 1; i <= DEVICES; i++) {
+		snprintf(dev, sizeof(dev), "0x%x", 0x5000 + i);
+		SEND(1, "{s:s, s:{s:s, s:i, s:s, s:i, s:[i]}}", "cmd", "apply", "op", "op", "device",
+		     "tenant", 501, "device", dev, "epoch", 1, "sinks", 5010);
+	}
+	/* Refused on the state the earlier changes of the pipeline leave. */
+	SEND(0, "{s:s, s:{s:s, s:i, s:s, s:i, s:[i]}}", "cmd", "apply", "op", "op", "device",
+	     "tenant", 502, "device", "0x5001", "epoch", 1, "sinks", 5020);
+	SEND(0, "{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op", "del_sink", "sink", 5010);
+	SEND(1, "{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:[i]}}", "cmd", "apply", "op", "op", "move",
+	     "device", "0x5001", "from", 501, "to", 502, "epoch", 2, "sinks", 5020);
+	SEND(0, "{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:[i]}}", "cmd", "apply", "op", "op", "move",
+	     "device", "0x5001", "from", 501, "to", 502, "epoch", 3, "sinks", 5020);
+	/* A read in the middle: after the changes before it. */
+	SEND(1, "{s:s, s:i}", "cmd", "dump", "tenant", 502);
+	for (unsigned int i = 2; i <= DEVICES; i++) {
+		snprintf(dev, sizeof(dev), "0x%x", 0x5000 + i);
+		SEND(1, "{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:[i]}}", "cmd", "apply", "op", "op", "move",
+		     "device", dev, "from", 501, "to", 502, "epoch", 2, "sinks", 5020);
+	}
+	/* max_devices of tenant 502 is full now. */
+	SEND(0, "{s:s, s:{s:s, s:i, s:s, s:i, s:[i]}}", "cmd", "apply", "op", "op", "device",
+	     "tenant", 502, "device", "0x9999", "epoch", 1, "sinks", 5020);
+	SEND(0, "{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op", "del_tenant", "tenant", 502);
+	SEND(1, "{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op", "del_sink", "sink", 5010);
+	SEND(1, "{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op", "suspend", "tenant", 502);
+#undef SEND
+	/* The second connection, meanwhile. */
+	json_t *r2 = fg_ctl_call(fd2, json_pack("{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op",
+						 "tenant", "tenant", 503));
+	cr_assert(json_is_true(json_object_get(r2, "ok")));
+	json_decref(r2);
+
+	for (unsigned int i = 0; i < sent; i++) {
+		json_t *r = fg_ctl_recv(fd);
+
+		cr_assert_not_null(r, "reply %u missing", i);
+		cr_expect_eq(json_is_true(json_object_get(r, "ok")), expect_ok[i] != 0,
+			     "reply %u: %s", i, json_string_value(json_object_get(r, "error")));
+		if (json_object_get(r, "lines") != NULL) {
+			/* The dump after the move: device 0x5001 only. */
+			cr_expect_eq(json_array_size(json_object_get(r, "lines")), 3,
+				     "the dump in the middle saw %zu lines",
+				     json_array_size(json_object_get(r, "lines")));
+		}
+		json_decref(r);
+	}
+	close(fd);
+	close(fd2);
+
+	json_t *h = call(json_pack("{s:s}", "cmd", "health"));
+	json_int_t groups = json_integer_value(json_object_get(h, "group_commits"));
+	json_int_t changes = json_integer_value(json_object_get(h, "changes_applied"));
+
+	cr_expect_eq(changes, 4 + DEVICES + 1 + (DEVICES - 1) + 2 + 1, "changes %lld", (long long)changes);
+	cr_expect(groups < changes / 4, "%lld group commits for %lld changes: not grouped",
+		  (long long)groups, (long long)changes);
+	printf("pipelined: %lld changes in %lld group commits\n", (long long)changes, (long long)groups);
+	json_decref(h);
+
+	before = dump();
+	cr_expect(strstr(before, "\"suspended\":true") != NULL || strstr(before, "suspend") != NULL,
+		  "%s", before);
+	fg_rp_kill(&rp, SIGKILL);
+	cr_assert(fg_rp_start(&rp, NULL), "the router did not restart");
+	after = dump();
+	cr_expect_str_eq(after, before, "the restart does not hold the acknowledged state");
+	free(before);
+	free(after);
+}

@@ -21,7 +21,8 @@ packages=(
   libdpdk-dev libsodium-dev libjansson-dev libjemalloc-dev libcriterion-dev
   libpcap-dev
   iproute2 procps           # the namespace tests: ip netns, veth, sysctl
-  clang libclang-rt-14-dev  # the libFuzzer harnesses
+  clang libclang-rt-14-dev  # the libFuzzer harnesses (clang also builds ebpf/)
+  libbpf-dev bpftool linux-libc-dev  # the XDP shield: libbpf, skeletons, headers
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then

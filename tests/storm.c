@@ -1207,6 +1207,34 @@ wait_links(void)
 
 static uint64_t lost_unacked, kill_restart_ms[16];
 
+/* Does a device's dump line (NULL: not held) say what version v says? */
+static bool
+dump_matches(const struct dev_ver *v, json_t *o)
+{
+	json_t *sk;
+	const char *key;
+	char hex[33];
+
+	if (v->tenant == 0 || o == NULL)
+		return v->tenant == 0 && o == NULL;
+	sk = json_object_get(o, "sinks");
+	key = json_string_value(json_object_get(o, "key"));
+	if (json_integer_value(json_object_get(o, "tenant")) != v->tenant ||
+	    json_integer_value(json_object_get(o, "epoch")) != v->epoch ||
+	    (key != NULL) != (v->has_key != 0) || json_array_size(sk) != v->n_sinks)
+		return false;
+	for (uint32_t j = 0; j < v->n_sinks; j++)
+		if ((uint32_t)json_integer_value(json_array_get(sk, j)) != v->sinks[j])
+			return false;
+	if (key != NULL) {
+		for (int b = 0; b < 16; b++)
+			snprintf(hex + 2 * b, 3, "%02x", v->key[b]);
+		if (strcmp(hex, key) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* After a restart the router holds the acknowledged changes and maybe some
  * of the ones in flight (journaled, their ack never read): find how many
  * from its dump, and forget the rest. */
@@ -1217,6 +1245,7 @@ resync_after_restart(void)
 	size_t i;
 	uint64_t k;
 	uint32_t *dev_line;
+	uint8_t *suspended, *sink_there;
 	int ret = -1;
 
 	if (d == NULL || (lines = json_object_get(d, "lines")) == NULL) {
@@ -1224,39 +1253,54 @@ resync_after_restart(void)
 		json_decref(d);
 		return -1;
 	}
-	/* device index -> its dump line + 1 (0: not held) */
+	/* From the dump: device index -> its line + 1 (0: not held), the
+	 * suspended tenants, the sinks that exist. */
 	dev_line = calloc(opt.devices, sizeof(*dev_line));
+	suspended = calloc(opt.tenants + 1, 1);
+	sink_there = calloc((size_t)(opt.tenants + 1) * SINKS_PER_TENANT, 1);
 	json_array_foreach(lines, i, line) {
 		const char *op = json_string_value(json_object_get(line, "op"));
 		const char *ds = json_string_value(json_object_get(line, "device"));
+		json_int_t t = json_integer_value(json_object_get(line, "tenant"));
+		json_int_t sk = json_integer_value(json_object_get(line, "sink"));
 
-		if (op && strcmp(op, "device") == 0 && ds) {
+		if (op == NULL)
+			continue;
+		if (strcmp(op, "device") == 0 && ds) {
 			uint64_t id = strtoull(ds, NULL, 0);
 
 			if (id >= device_id(0) && id - device_id(0) < opt.devices)
 				dev_line[id - device_id(0)] = (uint32_t)i + 1;
+		} else if (strcmp(op, "suspend") == 0 && t >= 1 && t <= opt.tenants) {
+			suspended[t] = 1;
+		} else if (strcmp(op, "sink") == 0 && sk >= 0 &&
+			   sk < (json_int_t)(opt.tenants + 1) * SINKS_PER_TENANT) {
+			sink_there[sk] = 1;
 		}
 	}
-	/* The largest k in [acked, submitted] whose devices all match. */
+	/* The largest k in [acked, submitted] whose every in-flight object
+	 * matches the dump. */
 	for (k = n_submitted + 1; k-- > n_acked;) {
 		bool match = true;
 
 		for (uint64_t c = n_acked + 1; c <= n_submitted && match; c++) {
 			const struct change *ch = &changes[c];
 
-			if (ch->kind > C_SINKS)
-				continue;
-			const struct dev_ver *v = dev_at(ch->obj, k);
-			uint32_t l = dev_line[ch->obj];
-			json_t *o = l ? json_array_get(lines, l - 1) : NULL;
+			switch (ch->kind) {
+			case C_SINK_ADD:
+			case C_SINK_DEL:
+				match = flag_at(&sinks[ch->obj], k) == (sink_there[ch->obj] != 0);
+				break;
+			case C_SUSPEND:
+			case C_RESUME:
+				match = flag_at(&tenants[ch->obj], k) == (suspended[ch->obj] != 0);
+				break;
+			default: {
+				uint32_t l = dev_line[ch->obj];
 
-			if (v->tenant == 0) {
-				match = o == NULL;
-			} else {
-				match = o != NULL &&
-					json_integer_value(json_object_get(o, "tenant")) == v->tenant &&
-					json_integer_value(json_object_get(o, "epoch")) == v->epoch &&
-					(json_object_get(o, "key") != NULL) == (v->has_key != 0);
+				match = dump_matches(dev_at(ch->obj, k),
+						     l ? json_array_get(lines, l - 1) : NULL);
+			}
 			}
 		}
 		if (match)
@@ -1302,6 +1346,8 @@ resync_after_restart(void)
 	ret = 0;
 out:
 	free(dev_line);
+	free(suspended);
+	free(sink_there);
 	json_decref(d);
 	return ret;
 }
@@ -1343,45 +1389,48 @@ check_end_state(void)
 
 	if (d == NULL || (lines = json_object_get(d, "lines")) == NULL)
 		return -1;
+	uint64_t susp = 0, susp_model = 0, sinks_held = 0, sinks_model = 0, other_wrong = 0;
+
 	json_array_foreach(lines, i, line) {
 		const char *op = json_string_value(json_object_get(line, "op"));
 		const char *ds = json_string_value(json_object_get(line, "device"));
+		json_int_t t = json_integer_value(json_object_get(line, "tenant"));
+		json_int_t sk = json_integer_value(json_object_get(line, "sink"));
 
+		if (op != NULL && strcmp(op, "suspend") == 0) {
+			susp++;
+			other_wrong += t < 1 || t > opt.tenants || !flag_cur(&tenants[t]);
+			continue;
+		}
+		if (op != NULL && strcmp(op, "sink") == 0) {
+			sinks_held++;
+			other_wrong += sk < 0 || sk >= (json_int_t)(opt.tenants + 1) * SINKS_PER_TENANT ||
+				       !flag_cur(&sinks[sk]) || sink_tenant((uint32_t)sk) != t;
+			continue;
+		}
 		if (op == NULL || strcmp(op, "device") != 0 || ds == NULL)
 			continue;
 		uint64_t id = strtoull(ds, NULL, 0);
 		uint32_t dv = (uint32_t)(id - device_id(0));
-		const struct dev_ver *v;
-		json_t *sk = json_object_get(line, "sinks");
 
 		held++;
 		if (id < device_id(0) || dv >= opt.devices) {
 			wrong++;
 			continue;
 		}
-		v = dev_cur(dv);
-		bool same = v->tenant == json_integer_value(json_object_get(line, "tenant")) &&
-			    v->epoch == json_integer_value(json_object_get(line, "epoch")) &&
-			    (json_object_get(line, "key") != NULL) == (v->has_key != 0) &&
-			    json_array_size(sk) == v->n_sinks;
-
-		for (uint32_t j = 0; same && j < v->n_sinks; j++)
-			same = (uint32_t)json_integer_value(json_array_get(sk, j)) == v->sinks[j];
-		if (v->has_key && same) {
-			char hex[33];
-
-			for (int b = 0; b < 16; b++)
-				snprintf(hex + 2 * b, 3, "%02x", v->key[b]);
-			same = strcmp(hex, json_string_value(json_object_get(line, "key"))) == 0;
-		}
-		wrong += !same;
+		wrong += !dump_matches(dev_cur(dv), line);
 	}
 	for (uint32_t dv = 0; dv < opt.devices; dv++)
 		model += dev_cur(dv)->tenant != 0;
+	for (uint32_t t = 1; t <= opt.tenants; t++)
+		susp_model += flag_cur(&tenants[t]);
+	for (uint32_t sk = 0; sk < (opt.tenants + 1) * SINKS_PER_TENANT; sk++)
+		sinks_model += flag_cur(&sinks[sk]);
 	json_decref(d);
-	printf("end state: router holds %" PRIu64 " mappings, the model %" PRIu64 ", %" PRIu64 " differ\n",
-	       held, model, wrong);
-	return held == model && wrong == 0 ? 0 : -1;
+	printf("end state: router holds %" PRIu64 " mappings, the model %" PRIu64 ", %" PRIu64 " differ; sinks %" PRIu64 " / %" PRIu64 ", suspended tenants %" PRIu64 " / %" PRIu64 ", %" PRIu64 " differ\n",
+	       held, model, wrong, sinks_held, sinks_model, susp, susp_model, other_wrong);
+	return held == model && wrong == 0 && sinks_held == sinks_model && susp == susp_model &&
+	       other_wrong == 0 ? 0 : -1;
 }
 
 static void

@@ -832,6 +832,8 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 static int
 fg_conn_read(struct fg_server *s, struct fg_conn *c)
 {
+	bool eof = false;
+
 	for (;;) {
 		ssize_t n;
 
@@ -850,8 +852,10 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 			c->cap = cap;
 		}
 		n = read(c->fd, c->buf + c->len, c->cap - c->len);
-		if (n == 0)
-			return -1;
+		if (n == 0) {
+			eof = true;         /* answer what came before it */
+			break;
+		}
 		if (n < 0)
 			break;
 		c->len += (size_t)n;
@@ -876,7 +880,7 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 		memmove(c->buf, c->buf + 4 + mlen, c->len - 4 - mlen);
 		c->len -= 4 + mlen;
 	}
-	return 0;
+	return eof ? -1 : 0;
 }
 
 struct fg_server *

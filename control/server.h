@@ -35,7 +35,9 @@ struct fg_server *fg_server_create(const struct fg_server_config *cfg,
 				   struct fg_err *err);
 
 /* Serve whatever is ready, waiting up to timeout_ms for something. Changes
- * are applied one at a time, in arrival order. */
+ * are applied in arrival order; single changes read in the same round are
+ * committed as a group (one journal record, one fsync, one grace period),
+ * each still accepted or refused on its own. */
 void fg_server_poll(struct fg_server *s, int timeout_ms);
 
 /* Close every connection and remove the socket file. */

@@ -16,7 +16,7 @@ fi
 ninja -C build-fuzz >/dev/null
 
 corpus=build-fuzz/corpus
-mkdir -p "$corpus/packet" "$corpus/mapline" "$corpus/journal" build-fuzz/artifacts
+mkdir -p "$corpus/packet" "$corpus/mapline" "$corpus/journal" "$corpus/ctl" build-fuzz/artifacts
 # Seeds: every vector packet, every vector mapping line.
 python3 - "$corpus" <<'PY'
 import struct, sys
@@ -45,10 +45,25 @@ for line in open("tests/vectors/mappings.jsonl", "rb"):
     hdr = b"FGJ1" + struct.pack("<II", len(line), 0)
     rec += hdr + struct.pack("<I", crc32c(hdr + line)) + line
 open(f"{out}/journal/vectors", "wb").write(rec)
+# Control requests, framed as a client sends them: each vector line as an
+# apply, reads, a load in chunks, and a pipeline of all of them.
+import json
+def frame(obj):
+    b = json.dumps(obj, separators=(",", ":")).encode()
+    return struct.pack(">I", len(b)) + b
+lines = [json.loads(l) for l in open("tests/vectors/mappings.jsonl") if l.strip()]
+reqs = [frame({"cmd": "apply", "op": l}) for l in lines]
+reqs += [frame({"cmd": c}) for c in ("dump", "stats", "drops", "health")]
+reqs += [frame({"cmd": "drops", "tenant": 7}), frame({"cmd": "rekey", "tenant": 7, "device": "0xa1"})]
+text = "".join(json.dumps(l) + "\n" for l in lines)
+reqs += [frame({"cmd": "load.begin"}) + frame({"cmd": "load.chunk", "text": text}) + frame({"cmd": "load.commit"})]
+for i, r in enumerate(reqs):
+    open(f"{out}/ctl/req{i:03d}", "wb").write(r)
+open(f"{out}/ctl/pipeline", "wb").write(b"".join(reqs))
 PY
 
 status=0
-for h in packet mapline journal; do
+for h in packet mapline journal ctl; do
   log=build-fuzz/fuzz_$h.log
   if ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
      build-fuzz/fuzz/fuzz_$h -max_total_time="$seconds" -print_final_stats=1 \

@@ -288,9 +288,10 @@ struct fgctl {
 	json_t *val[FGCTL_MAX_ARGS];             /* parsed arguments; NULL: absent */
 };
 
-static fgctl_run_fn fgctl_run_request, fgctl_run_load;
+static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check;
 static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
-	fgctl_show_stats, fgctl_show_drops, fgctl_show_health;
+	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
+	fgctl_show_shield_check, fgctl_show_shield_resync;
 
 #define ARG_TENANT(f, h) { NULL, "T", T_ID, f, A_REQUIRED, h }
 #define ARG_DEVICE { NULL, "D", T_DEVICE, "device", A_REQUIRED, \
@@ -400,6 +401,22 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 	{ "health", { { 0 } },
 	  fgctl_run_request, "print the state of the router", "",
 	  "health", NULL, fgctl_show_health },
+	{ "shield check", { { 0 } },
+	  fgctl_run_shield_check, "compare the XDP shield's maps with the tables",
+	  "Reads every tenant and (tenant, device) mapping of the dataplane tables\n"
+	  "and of the shield's BPF maps, and lists each difference: missing from the\n"
+	  "maps, extra in the maps, or held with another state, epoch or key (at\n"
+	  "most 1000 listed, all counted). Changes nothing. Exit status 0 when they\n"
+	  "agree, 1 when they differ (or the router has no shield).",
+	  "shield.check", NULL, fgctl_show_shield_check },
+	{ "shield resync", { { 0 } },
+	  fgctl_run_request, "rewrite the XDP shield's maps from the tables",
+	  "Empties the shield's tenant and owner maps and writes every tenant and\n"
+	  "mapping of the tables into them again: the way back after a failed map\n"
+	  "write (health: shield_in_step false) or an entry changed behind the\n"
+	  "router's back. Frames of the router's tenants are dropped by the shield\n"
+	  "for the moment it takes.",
+	  "shield.resync", NULL, fgctl_show_shield_resync },
 };
 #define FGCTL_N_CMDS (sizeof(fgctl_cmds) / sizeof(fgctl_cmds[0]))
 
@@ -1052,6 +1069,105 @@ fgctl_show_health(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
 {
 	(void)c, (void)cmd;
 	fgctl_key_values("", res);
+}
+
+/* ---- the shield --------------------------------------------------------------- */
+
+/* "owner tenant 7 device 0x00000000000000a1" or "tenant 7". */
+static void
+fgctl_diff_entry(json_t *d, char *out, size_t len)
+{
+	if (json_is_string(json_object_get(d, "device")))
+		snprintf(out, len, "owner tenant %" JSON_INTEGER_FORMAT " device %s",
+			 json_integer_value(json_object_get(d, "tenant")),
+			 json_string_value(json_object_get(d, "device")));
+	else
+		snprintf(out, len, "tenant %" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(d, "tenant")));
+}
+
+/* "epoch 3, key" / "suspended" */
+static void
+fgctl_diff_side(json_t *side, char *out, size_t len)
+{
+	if (json_is_string(json_object_get(side, "state")))
+		snprintf(out, len, "%s", json_string_value(json_object_get(side, "state")));
+	else
+		snprintf(out, len, "epoch %" JSON_INTEGER_FORMAT ", %s",
+			 json_integer_value(json_object_get(side, "epoch")),
+			 json_is_true(json_object_get(side, "key")) ? "key" : "no key");
+}
+
+static void
+fgctl_show_shield_check(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	json_t *d, *t = json_object_get(res, "tables"), *m = json_object_get(res, "shield");
+	json_int_t n = json_integer_value(json_object_get(res, "differences"));
+	size_t i;
+
+	(void)c, (void)cmd;
+	printf("tables: %" JSON_INTEGER_FORMAT " tenants, %" JSON_INTEGER_FORMAT " mappings; "
+	       "shield: %" JSON_INTEGER_FORMAT " tenants, %" JSON_INTEGER_FORMAT " owners\n",
+	       json_integer_value(json_object_get(t, "tenants")),
+	       json_integer_value(json_object_get(t, "mappings")),
+	       json_integer_value(json_object_get(m, "tenants")),
+	       json_integer_value(json_object_get(m, "owners")));
+	json_array_foreach(json_object_get(res, "listed"), i, d) {
+		const char *p = json_string_value(json_object_get(d, "problem"));
+		char entry[96], a[64], b[64];
+
+		fgctl_diff_entry(d, entry, sizeof(entry));
+		fgctl_diff_side(json_object_get(d, "tables"), a, sizeof(a));
+		fgctl_diff_side(json_object_get(d, "shield"), b, sizeof(b));
+		if (p != NULL && strcmp(p, "missing") == 0)
+			printf("missing in the shield: %s (tables: %s)\n", entry, a);
+		else if (p != NULL && strcmp(p, "extra") == 0)
+			printf("extra in the shield:   %s (shield: %s)\n", entry, b);
+		else
+			printf("differs:               %s (tables: %s; shield: %s%s)\n", entry, a, b,
+			       json_is_true(json_object_get(d, "key_differs")) ? ", another key" : "");
+	}
+	if (n > (json_int_t)json_array_size(json_object_get(res, "listed")))
+		printf("... and %" JSON_INTEGER_FORMAT " more\n",
+		       n - (json_int_t)json_array_size(json_object_get(res, "listed")));
+	if (n == 0)
+		printf("in step: the shield's maps hold exactly the tables' tenants and mappings\n");
+	else
+		printf("%" JSON_INTEGER_FORMAT " difference%s\n", n, n == 1 ? "" : "s");
+}
+
+/* Like any request, but the answer decides the exit status: 1 when the maps
+ * differ from the tables. */
+static int
+fgctl_run_shield_check(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	json_t *res = NULL;
+	int ret = fgctl_connect(c);
+
+	if (ret != 0)
+		return ret;
+	ret = fgctl_call(c, json_pack("{s:s}", "cmd", cmd->cmd), &res);
+	if (ret == FG_CTL_EXIT_REFUSED && res != NULL)
+		fgctl_print_refusal(res);
+	if (ret == FG_CTL_EXIT_OK || (ret == FG_CTL_EXIT_REFUSED && res != NULL)) {
+		if (c->json)
+			fgctl_print_json(res);
+		else if (ret == FG_CTL_EXIT_OK)
+			cmd->show(c, cmd, res);
+	}
+	if (ret == FG_CTL_EXIT_OK && !json_is_true(json_object_get(res, "in_step")))
+		ret = FG_CTL_EXIT_REFUSED;
+	json_decref(res);
+	return ret;
+}
+
+static void
+fgctl_show_shield_resync(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
+{
+	(void)c, (void)cmd;
+	printf("shield rewritten: %" JSON_INTEGER_FORMAT " tenants, %" JSON_INTEGER_FORMAT " owners\n",
+	       json_integer_value(json_object_get(res, "tenants")),
+	       json_integer_value(json_object_get(res, "owners")));
 }
 
 /* ---- load ------------------------------------------------------------------- */

@@ -6,6 +6,10 @@
  * Bookkeeping the workers never read lives here, on the writer's side: which
  * tenant holds each device (the one-owner index), how many mappings and
  * sinks each tenant has, and how many mappings name each sink.
+ *
+ * With a shield set, each action then writes the same change into the
+ * shield's BPF maps (the mirror, below), and fg_ownership_shield_check()
+ * compares the two.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +24,7 @@
 #include <rte_hash_crc.h>
 
 #include "ownership.h"
+#include "shield.h"
 
 /* FIFO of free slot numbers: a freed slot is reused as late as possible, so
  * counters of a deleted tenant are not mistaken for a new one's. */
@@ -35,6 +40,9 @@ struct fg_ownership {
 	uint32_t *tenant_sinks;          /* [tenant slot] */
 	uint32_t *sink_refs;             /* [sink slot] */
 	struct fg_slots tenant_slots, sink_slots;
+	struct fg_shield *shield;        /* NULL: no mirror */
+	uint64_t shield_faults;          /* mirror writes failed since resync */
+	struct fg_err shield_last;       /* the latest of them */
 };
 
 #define fg_fail fg_err_set
@@ -142,6 +150,292 @@ fg_tenant_device_count(const struct fg_ownership *o, uint32_t tenant_id)
 	const struct fg_tenant *tn = fg_tables_tenant(o->t, tenant_id);
 
 	return tn ? o->tenant_devices[tn->slot] : 0;
+}
+
+/* ---- the shield mirror ------------------------------------------------------ */
+
+/*
+ * Each action calls these after its table publish, with the entry it
+ * published. A failed write is kept as a fault, never returned: the table
+ * change is done and journaled, and undoing it would make the tables differ
+ * from the journal. The caller sees the fault count grow and does not
+ * acknowledge the change as done. Deleting what is already absent is no
+ * fault: the map then holds what the tables hold.
+ */
+static void
+fg_mirror_fault(struct fg_ownership *o, int ret, const char *map, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+fg_mirror_fault(struct fg_ownership *o, int ret, const char *map, const char *fmt, ...)
+{
+	char what[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	o->shield_faults++;
+	fg_err_set(&o->shield_last, -ret, "shield: %s: cannot write %s: %s", what, map,
+		   strerror(-ret));
+}
+
+static void
+fg_mirror_tenant(struct fg_ownership *o, uint32_t tenant_id, bool suspended)
+{
+	int ret;
+
+	if (o->shield == NULL)
+		return;
+	ret = fg_shield_tenant_put(o->shield, tenant_id, suspended);
+	if (ret < 0)
+		fg_mirror_fault(o, ret, "fg_tenants", "tenant %" PRIu32, tenant_id);
+}
+
+static void
+fg_mirror_tenant_del(struct fg_ownership *o, uint32_t tenant_id)
+{
+	int ret;
+
+	if (o->shield == NULL)
+		return;
+	ret = fg_shield_tenant_del(o->shield, tenant_id);
+	if (ret < 0 && ret != -ENOENT)
+		fg_mirror_fault(o, ret, "fg_tenants", "tenant %" PRIu32 " (delete)", tenant_id);
+}
+
+static int
+fg_mirror_put(struct fg_shield *sh, const struct fg_device *e)
+{
+	return fg_shield_owner_put(sh, e->tenant_id, e->device_id, e->epoch,
+				   e->has_key ? e->key : NULL);
+}
+
+static void
+fg_mirror_owner(struct fg_ownership *o, const struct fg_device *e)
+{
+	int ret;
+
+	if (o->shield == NULL)
+		return;
+	ret = fg_mirror_put(o->shield, e);
+	if (ret < 0)
+		fg_mirror_fault(o, ret, "fg_owners", "tenant %" PRIu32 " device 0x%016" PRIx64,
+				e->tenant_id, e->device_id);
+}
+
+static void
+fg_mirror_owner_del(struct fg_ownership *o, uint32_t tenant_id, uint64_t device_id)
+{
+	int ret;
+
+	if (o->shield == NULL)
+		return;
+	ret = fg_shield_owner_del(o->shield, tenant_id, device_id);
+	if (ret < 0 && ret != -ENOENT)
+		fg_mirror_fault(o, ret, "fg_owners", "tenant %" PRIu32 " device 0x%016" PRIx64 " (delete)",
+				tenant_id, device_id);
+}
+
+/* A move: the new owner first, then the old one goes (the order the shield's
+ * README gives; a frame of the device passes the shield under either tenant
+ * for that moment, and the dataplane, which never holds both, decides). A
+ * map that is full cannot take the new owner before the old one leaves: then
+ * the old one goes first. */
+static void
+fg_mirror_move(struct fg_ownership *o, const struct fg_device *e, uint32_t from)
+{
+	int ret;
+
+	if (o->shield == NULL)
+		return;
+	ret = fg_mirror_put(o->shield, e);
+	if (ret == -E2BIG) {
+		fg_mirror_owner_del(o, from, e->device_id);
+		fg_mirror_owner(o, e);
+		return;
+	}
+	if (ret < 0)
+		fg_mirror_fault(o, ret, "fg_owners", "tenant %" PRIu32 " device 0x%016" PRIx64,
+				e->tenant_id, e->device_id);
+	fg_mirror_owner_del(o, from, e->device_id);
+}
+
+void
+fg_ownership_set_shield(struct fg_ownership *o, struct fg_shield *s)
+{
+	o->shield = s;
+	o->shield_faults = 0;
+	memset(&o->shield_last, 0, sizeof(o->shield_last));
+}
+
+struct fg_shield *
+fg_ownership_shield(const struct fg_ownership *o)
+{
+	return o->shield;
+}
+
+uint64_t
+fg_ownership_shield_faults(const struct fg_ownership *o, struct fg_err *last)
+{
+	if (last != NULL)
+		*last = o->shield_last;
+	return o->shield_faults;
+}
+
+int
+fg_ownership_shield_resync(struct fg_ownership *o, struct fg_err *err)
+{
+	const struct fg_tables *t = o->t;
+	const void *key;
+	void *data;
+	uint32_t next = 0;
+	int ret;
+
+	if (o->shield == NULL)
+		return fg_fail(err, ENOENT, "this router runs without a shield");
+	ret = fg_shield_clear(o->shield);
+	if (ret < 0)
+		return fg_fail(err, -ret, "shield: cannot empty its maps: %s", strerror(-ret));
+	while (rte_hash_iterate(t->tenants, &key, &data, &next) >= 0) {
+		const struct fg_tenant *e = data;
+
+		ret = fg_shield_tenant_put(o->shield, e->tenant_id, e->suspended);
+		if (ret < 0)
+			return fg_fail(err, -ret, "shield: tenant %" PRIu32 ": cannot write fg_tenants: %s",
+				       e->tenant_id, strerror(-ret));
+	}
+	next = 0;
+	while (rte_hash_iterate(t->devices, &key, &data, &next) >= 0) {
+		const struct fg_device *e = data;
+
+		ret = fg_mirror_put(o->shield, e);
+		if (ret < 0)
+			return fg_fail(err, -ret, "shield: tenant %" PRIu32 " device 0x%016" PRIx64 ": cannot write fg_owners: %s",
+				       e->tenant_id, e->device_id, strerror(-ret));
+	}
+	o->shield_faults = 0;
+	memset(&o->shield_last, 0, sizeof(o->shield_last));
+	return 0;
+}
+
+/* The maps' side of the check: walks fg_tenants and fg_owners for entries
+ * the tables do not hold. */
+struct fg_check_walk {
+	const struct fg_ownership *o;
+	fg_shield_diff_fn *fn;
+	void *ctx;
+	uint64_t n;
+	int stop;                        /* what fn returned to stop the walk */
+};
+
+static int
+fg_check_map_tenant(void *ctx, uint32_t tenant_id, const struct fg_shield_tenant *v)
+{
+	struct fg_check_walk *w = ctx;
+
+	w->n++;
+	if (fg_tables_tenant(w->o->t, tenant_id) != NULL)
+		return 0;
+	w->stop = w->fn(w->ctx, &(struct fg_shield_diff){
+		.kind = FG_SHIELD_EXTRA, .tenant_id = tenant_id,
+		.map_suspended = v->state != FG_SHIELD_TENANT_ACTIVE });
+	return w->stop;
+}
+
+static int
+fg_check_map_owner(void *ctx, uint32_t tenant_id, uint64_t device_id,
+		   const struct fg_shield_owner *v)
+{
+	struct fg_check_walk *w = ctx;
+
+	w->n++;
+	if (fg_tables_device(w->o->t, tenant_id, device_id) != NULL)
+		return 0;
+	w->stop = w->fn(w->ctx, &(struct fg_shield_diff){
+		.kind = FG_SHIELD_EXTRA, .tenant_id = tenant_id, .device_id = device_id,
+		.map_epoch = v->epoch, .map_has_key = v->flags & FG_SHIELD_OWNER_HAS_KEY });
+	return w->stop;
+}
+
+int
+fg_ownership_shield_check(const struct fg_ownership *o, fg_shield_diff_fn *fn,
+			  void *ctx, uint64_t counts[4], struct fg_err *err)
+{
+	const struct fg_tables *t = o->t;
+	struct fg_check_walk w = { .o = o, .fn = fn, .ctx = ctx };
+	uint64_t n[4] = { 0 };
+	const void *key;
+	void *data;
+	uint32_t next = 0;
+	int ret, stop = 0;
+
+	if (o->shield == NULL)
+		return fg_fail(err, ENOENT, "this router runs without a shield (no \"shield\" in its configuration)");
+	/* The tables' side: each entry looked up in the maps. */
+	while (stop == 0 && rte_hash_iterate(t->tenants, &key, &data, &next) >= 0) {
+		const struct fg_tenant *e = data;
+		struct fg_shield_diff d = { .tenant_id = e->tenant_id,
+					    .table_suspended = e->suspended };
+		struct fg_shield_tenant v;
+
+		n[0]++;
+		ret = fg_shield_tenant_get(o->shield, e->tenant_id, &v);
+		if (ret < 0 && ret != -ENOENT)
+			goto fail;
+		d.map_suspended = ret == 0 && v.state != FG_SHIELD_TENANT_ACTIVE;
+		if (ret == -ENOENT)
+			d.kind = FG_SHIELD_MISSING;
+		else if (d.map_suspended != d.table_suspended)
+			d.kind = FG_SHIELD_DIFFERS;
+		else
+			continue;
+		stop = fn(ctx, &d);
+	}
+	next = 0;
+	while (stop == 0 && rte_hash_iterate(t->devices, &key, &data, &next) >= 0) {
+		const struct fg_device *e = data;
+		struct fg_shield_diff d = { .tenant_id = e->tenant_id, .device_id = e->device_id,
+					    .table_epoch = e->epoch, .table_has_key = e->has_key };
+		struct fg_shield_owner v;
+
+		n[2]++;
+		ret = fg_shield_owner_get(o->shield, e->tenant_id, e->device_id, &v);
+		if (ret < 0 && ret != -ENOENT)
+			goto fail;
+		if (ret == -ENOENT) {
+			d.kind = FG_SHIELD_MISSING;
+		} else {
+			d.map_epoch = v.epoch;
+			d.map_has_key = v.flags & FG_SHIELD_OWNER_HAS_KEY;
+			d.key_differs = d.map_has_key && e->has_key &&
+					memcmp(v.key, e->key, FG_AUTH_KEY_LEN) != 0;
+			if (d.map_epoch == d.table_epoch && d.map_has_key == d.table_has_key &&
+			    !d.key_differs && (v.flags & ~FG_SHIELD_OWNER_HAS_KEY) == 0)
+				continue;
+			d.kind = FG_SHIELD_DIFFERS;
+		}
+		stop = fn(ctx, &d);
+	}
+	if (stop != 0)
+		return stop;
+	/* The maps' side: what the tables do not hold. A callback's stop and a
+	 * map error both end a walk; w.stop tells them apart. */
+	ret = fg_shield_tenant_foreach(o->shield, fg_check_map_tenant, &w);
+	n[1] = w.n;
+	w.n = 0;
+	if (ret == 0)
+		ret = fg_shield_owner_foreach(o->shield, fg_check_map_owner, &w);
+	n[3] = w.n;
+	if (w.stop != 0)
+		return w.stop;
+	if (ret < 0)
+		goto fail;
+	if (counts != NULL)
+		memcpy(counts, n, sizeof(n));
+	return 0;
+fail:
+	return fg_fail(err, -ret, "shield: cannot read its maps: %s", strerror(-ret));
 }
 
 /* ---- views: the facts the checks read ---------------------------------- */
@@ -664,6 +958,7 @@ fg_tenant_add(struct fg_ownership *o, const struct fg_tenant_spec *s,
 	}
 	o->tenant_devices[e->slot] = 0;
 	o->tenant_sinks[e->slot] = 0;
+	fg_mirror_tenant(o, s->tenant_id, false);
 	return 0;
 }
 
@@ -678,8 +973,10 @@ fg_tenant_set_suspended(struct fg_ownership *o, uint32_t tenant_id,
 	if (ret < 0)
 		return ret;
 	cur = fg_tables_tenant(o->t, tenant_id);
-	if (cur->suspended == suspended)
+	if (cur->suspended == suspended) {
+		fg_mirror_tenant(o, tenant_id, suspended);   /* the same: a no-op */
 		return 0;
+	}
 	e = fg_tables_tenant_alloc(o->t);
 	if (e == NULL)
 		return fg_fail(err, ENOMEM, "tenant %" PRIu32 ": out of memory", tenant_id);
@@ -691,6 +988,7 @@ fg_tenant_set_suspended(struct fg_ownership *o, uint32_t tenant_id,
 		return fg_fail(err, -ret, "tenant %" PRIu32 ": cannot publish: %s",
 			       tenant_id, strerror(-ret));
 	}
+	fg_mirror_tenant(o, tenant_id, suspended);
 	return 0;
 }
 
@@ -705,6 +1003,7 @@ fg_tenant_del(struct fg_ownership *o, uint32_t tenant_id, struct fg_err *err)
 	slot = fg_tables_tenant(o->t, tenant_id)->slot;
 	fg_tables_tenant_unpublish(o->t, tenant_id);
 	fg_slots_put(&o->tenant_slots, slot);
+	fg_mirror_tenant_del(o, tenant_id);
 	return 0;
 }
 
@@ -824,6 +1123,7 @@ fg_device_put(struct fg_ownership *o, const struct fg_device_spec *s,
 	}
 	if (cur == NULL)
 		o->tenant_devices[tn->slot]++;
+	fg_mirror_owner(o, e);
 	return 0;
 }
 
@@ -843,6 +1143,7 @@ fg_device_del(struct fg_ownership *o, uint32_t tenant_id, uint64_t device_id,
 	fg_tables_device_unpublish(o->t, tenant_id, device_id);
 	rte_hash_del_key(o->owner, &device_id);
 	o->tenant_devices[tn->slot]--;
+	fg_mirror_owner_del(o, tenant_id, device_id);
 	return 0;
 }
 
@@ -893,5 +1194,6 @@ fg_device_move(struct fg_ownership *o, const struct fg_move_spec *s,
 	rte_hash_add_key_data(o->owner, &s->device_id, (void *)(uintptr_t)s->to);
 	o->tenant_devices[from->slot]--;
 	o->tenant_devices[to->slot]++;
+	fg_mirror_move(o, e, s->from);
 	return 0;
 }

@@ -13,6 +13,15 @@
  *
  * Actions publish but do not wait: the caller acknowledges a change only
  * after fg_tables_sync() (SPEC 4, ack means enforced). One writer thread.
+ *
+ * The XDP shield (SPEC 5, ebpf/): when one is set, every action also writes
+ * its change into the shield's maps, right after the table publish, in the
+ * same order (a move: the new owner, then the old one's removal). The tables
+ * stay the truth: a map write that fails does not undo the table change
+ * (which the caller has already journaled); it is counted as a mirror fault
+ * and kept, so that the caller refuses to acknowledge the change as done
+ * (fg_ownership_shield_faults) until the maps are rewritten from the tables
+ * (fg_ownership_shield_resync) or refilled at the next start.
  */
 #ifndef FG_OWNERSHIP_H
 #define FG_OWNERSHIP_H
@@ -63,11 +72,57 @@ struct fg_move_spec {
 };
 
 struct fg_ownership;
+struct fg_shield;
 
 /* Constructor over existing tables: NULL and rte_errno on failure. */
 struct fg_ownership *fg_ownership_create(struct fg_tables *t);
 void fg_ownership_free(struct fg_ownership *o);
 struct fg_tables *fg_ownership_tables(const struct fg_ownership *o);
+
+/* Mirror every later change into the shield's maps (NULL: no shield, the
+ * default). The handle stays the caller's. Set it while the tables and the
+ * maps agree (both empty, at start), or resync afterwards. */
+void fg_ownership_set_shield(struct fg_ownership *o, struct fg_shield *s);
+struct fg_shield *fg_ownership_shield(const struct fg_ownership *o);
+/* Mirror writes that failed since the shield was set or last resynced: 0
+ * when the maps hold every change; otherwise last (if not NULL) is the
+ * latest failure, naming the entry and the map. */
+uint64_t fg_ownership_shield_faults(const struct fg_ownership *o,
+				    struct fg_err *last);
+/* Rewrite the maps from the tables (empty them, then put every tenant and
+ * mapping) and clear the fault count: 0, or -errno with err filled. */
+int fg_ownership_shield_resync(struct fg_ownership *o, struct fg_err *err);
+
+/* One difference between the shield's maps and the tables. */
+enum fg_shield_diff_kind {
+	FG_SHIELD_MISSING,      /* in the tables, not in the maps */
+	FG_SHIELD_EXTRA,        /* in the maps, not in the tables */
+	FG_SHIELD_DIFFERS,      /* in both, with other values */
+};
+
+struct fg_shield_diff {
+	enum fg_shield_diff_kind kind;
+	uint32_t tenant_id;
+	uint64_t device_id;     /* 0: a tenant entry */
+	/* The two sides (what exists of them): for a tenant its state, for a
+	 * mapping its epoch and key. */
+	bool table_suspended, map_suspended;
+	uint32_t table_epoch, map_epoch;
+	bool table_has_key, map_has_key;
+	bool key_differs;
+};
+
+typedef int fg_shield_diff_fn(void *ctx, const struct fg_shield_diff *d);
+
+/* Compare the shield's maps with the tables: every tenant (exists, state)
+ * and every (tenant, device) mapping (exists, epoch, key), both ways. Calls
+ * fn for each difference (a non-zero return stops the walk and is
+ * returned). 0 when done, -errno when the maps cannot be read (err filled).
+ * counts (if not NULL) gets the entries seen: [0] table tenants, [1] map
+ * tenants, [2] table mappings, [3] map owners. Read-only. */
+int fg_ownership_shield_check(const struct fg_ownership *o,
+			      fg_shield_diff_fn *fn, void *ctx,
+			      uint64_t counts[4], struct fg_err *err);
 
 /* Actions: 0, or -errno with err filled (err may be NULL). */
 int fg_tenant_add(struct fg_ownership *o, const struct fg_tenant_spec *s,

@@ -18,6 +18,12 @@
  * alone), then journaled as one record with one fsync, applied, and given one
  * grace period; then each gets its reply. Any other request first finishes
  * the group in progress, so every connection's replies keep their order.
+ *
+ * With an XDP shield, every change also goes into the shield's maps
+ * (control/ownership.c). A change whose map write failed is in the journal
+ * and the tables but not in the maps: it is not acknowledged as done (EIO,
+ * naming the entry) and the router raises an alarm; `health` says
+ * shield_in_step false until `shield.resync`.
  */
 #define _GNU_SOURCE             /* struct ucred, accept4 */
 #include <errno.h>
@@ -44,6 +50,7 @@
 #include "dump.h"
 #include "mapfile.h"
 #include "server.h"
+#include "shield.h"
 #include "stats.h"
 
 #define FG_SERVER_MAX_CONNS 64
@@ -78,7 +85,9 @@ struct fg_pending {
 	struct fg_op op;
 	char *line;                 /* its op line, newline-terminated */
 	size_t len;
-	struct fg_err err;          /* err.code != 0: refused */
+	bool accepted;              /* checked: goes into the journal record */
+	struct fg_err err;          /* err.code != 0: refused (or the shield
+				     * could not follow it) */
 };
 
 struct fg_server {
@@ -94,8 +103,7 @@ struct fg_server {
 	uint64_t changes;
 	struct fg_pending *group;   /* FG_GROUP_MAX of them */
 	size_t n_group;
-	struct fg_op *group_ops;    /* the accepted ones, in order, to apply */
-	char *group_text;           /* their lines: one journal record */
+	char *group_text;           /* the accepted ones' lines: one journal record */
 	size_t group_text_cap;
 	uint64_t groups;            /* group commits, for health */
 };
@@ -169,6 +177,23 @@ fg_load_add(struct fg_load *l, const char *text, size_t len, struct fg_err *err)
 	return 0;
 }
 
+/* After applying: did the shield's maps take every change since `before`
+ * faults were counted? Otherwise the change is in the journal and the
+ * tables, but the maps differ: raise the alarm and refuse to call it done. */
+static int
+fg_shield_lagged(struct fg_server *s, uint64_t before, struct fg_err *err)
+{
+	struct fg_err last;
+	uint64_t now = fg_ownership_shield_faults(s->own, &last);
+
+	if (now == before)
+		return 0;
+	fprintf(stderr, "framegate: ALARM: %s; the shield's maps differ from the tables (fgctl shield check; fgctl shield resync)\n",
+		last.msg);
+	return fg_err_set(err, EIO, "%s: the change is journaled and enforced by the dataplane, but the shield's maps do not hold it (fgctl shield check lists the differences; fgctl shield resync rewrites the maps)",
+			  last.msg);
+}
+
 /* The change path: check, journal, apply, grace period. */
 static int
 fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err *err)
@@ -189,11 +214,13 @@ fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err
 		if (ret < 0)
 			return ret;
 	}
+	uint64_t faults = fg_ownership_shield_faults(s->own, NULL);
+
 	ret = fg_ops_apply_checked(s->own, l->ops, l->n, &bad, err);
 	if (ret < 0)
 		return ret;
 	s->changes += l->n;
-	return 0;
+	return fg_shield_lagged(s, faults, err);
 }
 
 /* One change given as an op object: its op line (newline-terminated, to
@@ -263,6 +290,7 @@ fg_group_flush(struct fg_server *s)
 {
 	struct fg_txn *x;
 	size_t n = s->n_group, n_ok = 0, text_len = 0;
+	bool applied = false;
 	struct fg_err err = { 0 };
 	int ret = 0;
 
@@ -296,15 +324,29 @@ fg_group_flush(struct fg_server *s)
 			}
 			continue;
 		}
-		s->group_ops[n_ok++] = p->op;
+		p->accepted = true;
+		n_ok++;
 		memcpy(s->group_text + text_len, p->line, p->len);
 		text_len += p->len;
 	}
 	fg_txn_free(x);
 	if (n_ok > 0 && s->journal != NULL)
 		ret = fg_journal_append(s->journal, s->group_text, text_len, &err);
-	if (n_ok > 0 && ret == 0)
-		ret = fg_ops_apply_checked(s->own, s->group_ops, n_ok, NULL, &err);
+	/* Apply in order (as fg_ops_apply_checked does), one grace period for
+	 * all; a change the shield could not follow gets its own error. */
+	for (size_t i = 0; i < n && n_ok > 0 && ret == 0; i++) {
+		struct fg_pending *p = &s->group[i];
+		uint64_t faults = fg_ownership_shield_faults(s->own, NULL);
+
+		if (!p->accepted)
+			continue;
+		ret = fg_op_apply(s->own, &p->op, &err);
+		if (ret == 0)
+			fg_shield_lagged(s, faults, &p->err);
+		applied = true;
+	}
+	if (applied)
+		fg_tables_sync(fg_ownership_tables(s->own));
 	if (ret == 0) {
 		s->changes += n_ok;
 		s->groups += n_ok > 0;
@@ -589,6 +631,130 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 			"bytes", (json_int_t)fg_journal_size(s->journal),
 			"records", (json_int_t)fg_journal_records(s->journal),
 			"generation", (json_int_t)fg_journal_generation(s->journal)));
+	if (fg_ownership_shield(s->own) != NULL) {
+		struct fg_err last;
+		uint64_t faults = fg_ownership_shield_faults(s->own, &last);
+		uint64_t ctr[FG_SHIELD_SLOTS];
+		json_t *sh = json_pack("{s:b, s:I, s:i}", "in_step", faults == 0,
+				       "map_write_failures", (json_int_t)faults,
+				       "frame_port", fg_shield_frame_port(fg_ownership_shield(s->own)));
+
+		/* The control plane's own account: every change it applied
+		 * reached the maps. `shield.check` compares them entry by entry. */
+		json_object_set_new(res, "shield_in_step", json_boolean(faults == 0));
+		if (faults != 0) {
+			json_object_set_new(res, "status", json_string("degraded"));
+			json_object_set_new(sh, "last_failure", json_string(last.msg));
+		}
+		if (fg_shield_counters(fg_ownership_shield(s->own), ctr) == 0) {
+			json_t *k = json_object();
+
+			for (int r = 0; r < FG_SHIELD_SLOTS; r++)
+				json_object_set_new(k, r == FG_PASS ? "redirected" : fg_reason_name(r),
+						    json_integer((json_int_t)ctr[r]));
+			json_object_set_new(sh, "counters", k);
+		}
+		json_object_set_new(res, "shield", sh);
+	}
+	return 0;
+}
+
+/* ---- the shield ------------------------------------------------------------ */
+
+#define FG_SHIELD_CHECK_LIST 1000   /* differences listed in one reply */
+
+static const char *const fg_diff_kinds[] = {
+	[FG_SHIELD_MISSING] = "missing",
+	[FG_SHIELD_EXTRA] = "extra",
+	[FG_SHIELD_DIFFERS] = "differs",
+};
+
+struct fg_diff_list {
+	json_t *list;
+	uint64_t n;
+};
+
+/* One side of a difference: what the tables or the maps hold. */
+static json_t *
+fg_diff_side(const struct fg_shield_diff *d, bool map)
+{
+	if (d->device_id == 0)
+		return json_pack("{s:s}", "state",
+				 (map ? d->map_suspended : d->table_suspended) ? "suspended" : "active");
+	return json_pack("{s:I, s:b}", "epoch", (json_int_t)(map ? d->map_epoch : d->table_epoch),
+			 "key", map ? d->map_has_key : d->table_has_key);
+}
+
+static int
+fg_diff_add(void *ctx, const struct fg_shield_diff *d)
+{
+	struct fg_diff_list *l = ctx;
+	json_t *o;
+
+	if (l->n++ >= FG_SHIELD_CHECK_LIST)
+		return 0;              /* counted, not listed */
+	o = json_pack("{s:s, s:s, s:I}", "entry", d->device_id ? "owner" : "tenant",
+		      "problem", fg_diff_kinds[d->kind], "tenant", (json_int_t)d->tenant_id);
+	if (d->device_id != 0) {
+		char dev[24];
+
+		snprintf(dev, sizeof(dev), "0x%016" PRIx64, d->device_id);
+		json_object_set_new(o, "device", json_string(dev));
+	}
+	if (d->kind != FG_SHIELD_EXTRA)
+		json_object_set_new(o, "tables", fg_diff_side(d, false));
+	if (d->kind != FG_SHIELD_MISSING)
+		json_object_set_new(o, "shield", fg_diff_side(d, true));
+	if (d->key_differs)
+		json_object_set_new(o, "key_differs", json_true());
+	json_array_append_new(l->list, o);
+	return 0;
+}
+
+/* Read-only: the maps against the tables, every difference named. */
+static int
+fg_cmd_shield_check(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		    struct fg_err *err)
+{
+	struct fg_diff_list l = { .list = json_array() };
+	uint64_t counts[4] = { 0 };
+	int ret;
+
+	(void)c;
+	(void)req;
+	ret = fg_ownership_shield_check(s->own, fg_diff_add, &l, counts, err);
+	if (ret < 0) {
+		json_decref(l.list);
+		return ret;
+	}
+	json_object_set_new(res, "in_step", json_boolean(l.n == 0));
+	json_object_set_new(res, "differences", json_integer((json_int_t)l.n));
+	json_object_set_new(res, "listed", l.list);
+	json_object_set_new(res, "tables", json_pack("{s:I, s:I}", "tenants", (json_int_t)counts[0],
+						     "mappings", (json_int_t)counts[2]));
+	json_object_set_new(res, "shield", json_pack("{s:I, s:I}", "tenants", (json_int_t)counts[1],
+						     "owners", (json_int_t)counts[3]));
+	return 0;
+}
+
+/* Rewrite the maps from the tables (after a failed map write, or an entry
+ * changed behind the control plane's back). */
+static int
+fg_cmd_shield_resync(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		     struct fg_err *err)
+{
+	const struct fg_tables *t = fg_ownership_tables(s->own);
+	int ret;
+
+	(void)c;
+	(void)req;
+	ret = fg_ownership_shield_resync(s->own, err);
+	if (ret < 0) {
+		fprintf(stderr, "framegate: ALARM: %s\n", err->msg);
+		return ret;
+	}
+	json_object_set_new(res, "tenants", json_integer(fg_tables_count_tenants(t)));
+	json_object_set_new(res, "owners", json_integer(fg_tables_count_devices(t)));
 	return 0;
 }
 
@@ -603,6 +769,8 @@ static const struct fg_cmd fg_cmds[] = {
 	{ "stats", false, fg_cmd_stats },
 	{ "drops", false, fg_cmd_drops },
 	{ "health", false, fg_cmd_health },
+	{ "shield.check", false, fg_cmd_shield_check },
+	{ "shield.resync", true, fg_cmd_shield_resync },
 };
 
 /* ---- the socket ------------------------------------------------------------- */
@@ -946,8 +1114,7 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	s->router = router;
 	s->started = time(NULL);
 	s->group = calloc(FG_GROUP_MAX, sizeof(*s->group));
-	s->group_ops = calloc(FG_GROUP_MAX, sizeof(*s->group_ops));
-	if (s->group == NULL || s->group_ops == NULL) {
+	if (s->group == NULL) {
 		fg_server_free(s);
 		fg_err_set(err, ENOMEM, "out of memory");
 		return NULL;
@@ -1029,7 +1196,6 @@ fg_server_free(struct fg_server *s)
 	close(s->listen_fd);
 	unlink(s->path);
 	free(s->group);
-	free(s->group_ops);
 	free(s->group_text);
 	free(s);
 }

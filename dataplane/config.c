@@ -25,6 +25,8 @@ fg_config_defaults(struct fg_config *c)
 	c->max_devices = 1 << 20;
 	c->mbufs = 16383;
 	c->compact_bytes = 256u << 20;
+	/* libbpf's default pin root: where DPDK's copy of the shield looks. */
+	snprintf(c->shield_pin_dir, sizeof(c->shield_pin_dir), "/sys/fs/bpf");
 }
 
 void
@@ -167,13 +169,46 @@ fg_port_setting(json_t *o, unsigned int i, struct fg_port_config *p,
 	return 0;
 }
 
+/* "shield": {"pin_dir": "/sys/fs/bpf", "interfaces": ["eth1", ...]} */
+static int
+fg_shield_setting(json_t *o, struct fg_config *c, struct fg_err *err)
+{
+	static const char *const keys[] = { "pin_dir", "interfaces", NULL };
+	json_t *ifs, *v;
+	size_t i;
+
+	if (!json_is_object(o))
+		return fg_err_set(err, EINVAL, "shield: must be an object (an empty one for the defaults)");
+	if (fg_only_keys(o, keys, "shield.", err) ||
+	    fg_string_setting(o, "pin_dir", "shield.", c->shield_pin_dir,
+			      sizeof(c->shield_pin_dir), err))
+		return -EINVAL;
+	if (c->shield_pin_dir[0] != '/')
+		return fg_err_set(err, EINVAL, "shield.pin_dir: must be an absolute path on a bpffs");
+	ifs = json_object_get(o, "interfaces");
+	if (ifs == NULL)
+		return 0;
+	if (!json_is_array(ifs) || json_array_size(ifs) > FG_CONFIG_MAX_SHIELD_IFACES)
+		return fg_err_set(err, EINVAL, "shield.interfaces: must be an array of at most %d interface names",
+				  FG_CONFIG_MAX_SHIELD_IFACES);
+	json_array_foreach(ifs, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= sizeof(c->shield_ifaces[0]))
+			return fg_err_set(err, EINVAL, "shield.interfaces[%zu]: must be an interface name of 1 to %zu bytes",
+					  i, sizeof(c->shield_ifaces[0]) - 1);
+		memcpy(c->shield_ifaces[i], json_string_value(v), json_string_length(v) + 1);
+	}
+	c->n_shield_ifaces = (unsigned int)json_array_size(ifs);
+	return 0;
+}
+
 int
 fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 {
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
 					    "journal_dir", "tables", "ports", "mbufs",
 					    "control_group", "read_group", "compact_bytes",
-					    NULL };
+					    "shield", NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -262,6 +297,11 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 			}
 	}
 	c->n_ports = (unsigned int)json_array_size(ports);
+	if (json_object_get(root, "shield") != NULL) {
+		if (fg_shield_setting(json_object_get(root, "shield"), c, err))
+			goto out;
+		c->shield = true;
+	}
 	ret = 0;
 out:
 	if (ret < 0)

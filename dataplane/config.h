@@ -14,7 +14,8 @@
  *     "ports": [
  *       {"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
  *        "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "rx_queues": 1}
- *     ]
+ *     ],
+ *     "shield": {"pin_dir": "/sys/fs/bpf", "interfaces": ["eth1"]}
  *   }
  */
 #ifndef FG_CONFIG_H
@@ -28,6 +29,7 @@
 #include <framegate/error.h>
 
 #define FG_CONFIG_MAX_PORTS 32
+#define FG_CONFIG_MAX_SHIELD_IFACES 8
 
 enum fg_port_role {
 	FG_ROLE_BOTH,        /* receives frames and sends copies */
@@ -57,6 +59,13 @@ struct fg_config {
 	uint32_t mbufs;                   /* per pool: received, headers, clones */
 	unsigned int n_ports;
 	struct fg_port_config ports[FG_CONFIG_MAX_PORTS];
+	/* The XDP shield (ebpf/): its maps, kept by the control plane, pinned
+	 * in shield_pin_dir for the copy of the program DPDK's net_af_xdp loads
+	 * (xdp_prog=) on each of shield_ifaces. */
+	bool shield;
+	char shield_pin_dir[256];
+	unsigned int n_shield_ifaces;
+	char shield_ifaces[FG_CONFIG_MAX_SHIELD_IFACES][16];
 };
 
 /* Defaults: frame port 47474, TTL 64, no ports. */

@@ -37,6 +37,7 @@
 #include "ownership.h"
 #include "router.h"
 #include "server.h"
+#include "shield.h"
 #include "stats.h"
 
 /* Exit codes: 0 done; 1 a file or the set-up was refused; 2 usage. */
@@ -280,6 +281,80 @@ fg_read_lines(const char *path, size_t *len)
 	return out;
 }
 
+/*
+ * The XDP shield (configuration "shield"): open its maps in the pin folder
+ * (reused if pinned there already, as after a restart) and empty them, then
+ * hand them to the control plane, which refills them from the journal as it
+ * replays it. Before DPDK starts its ports.
+ */
+static int
+fg_shield_start(const struct fg_config *cfg, struct fg_ownership *own,
+		struct fg_shield **sp, struct fg_err *err)
+{
+	struct fg_shield_opts so = { .frame_port = cfg->frame_port,
+				     .pin_dir = cfg->shield_pin_dir, .clear = true };
+	struct fg_shield *s;
+
+	/* A full map would leave the shield behind the tables: refuse tables
+	 * the maps cannot hold (their sizes are fixed in the object, which
+	 * DPDK loads from the file). */
+	if (cfg->max_devices > FG_SHIELD_MAX_OWNERS || cfg->max_tenants > FG_SHIELD_MAX_TENANTS)
+		return fg_err_set(err, EINVAL, "shield: tables.max_devices (%u) and tables.max_tenants (%u) must fit in the shield's maps (%u and %u)",
+				  cfg->max_devices, cfg->max_tenants, FG_SHIELD_MAX_OWNERS,
+				  FG_SHIELD_MAX_TENANTS);
+	s = fg_shield_open(&so, err);
+	if (s == NULL)
+		return -err->code;
+	*sp = s;
+	/* A shield left on an interface by a router that was killed holds it:
+	 * DPDK attaches only where no program is (XDP_FLAGS_UPDATE_IF_NOEXIST). */
+	for (unsigned int i = 0; i < cfg->n_shield_ifaces; i++) {
+		int ret = fg_shield_detach_stale(s, cfg->shield_ifaces[i], err);
+
+		if (ret < 0 && ret != -ENODEV) {
+			fg_err_prefix(err, "%s", ret == -EEXIST ? "refusing to replace it: " : "");
+			return ret;
+		}
+		if (ret == 1)
+			fprintf(stderr, "framegate: shield: detached the shield an earlier router left on %s\n",
+				cfg->shield_ifaces[i]);
+	}
+	fg_ownership_set_shield(own, s);
+	fprintf(stderr, "framegate: shield: maps pinned in %s, frame port %u\n",
+		cfg->shield_pin_dir, fg_shield_frame_port(s));
+	return 0;
+}
+
+/* After the ports started: each configured interface runs the shield on
+ * these maps (DPDK loaded it from xdp_prog=), or the router does not run. */
+static int
+fg_shield_check_ports(const struct fg_config *cfg, const struct fg_shield *s,
+		      struct fg_err *err)
+{
+	for (unsigned int i = 0; i < cfg->n_shield_ifaces; i++) {
+		int ret = fg_shield_attached(s, cfg->shield_ifaces[i], err);
+
+		if (ret == 0)
+			return fg_err_set(err, ENOENT, "shield: %s has no XDP program: give its net_af_xdp port xdp_prog=PATH/shield.bpf.o",
+					  cfg->shield_ifaces[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* The control plane's word on the shield after replay or a load. */
+static void
+fg_shield_alarm(const struct fg_ownership *own)
+{
+	struct fg_err last;
+	uint64_t n = fg_ownership_shield_faults(own, &last);
+
+	if (n != 0)
+		fprintf(stderr, "framegate: ALARM: %lu shield map writes failed, the last: %s; the shield differs from the tables (fgctl shield check; fgctl shield resync)\n",
+			(unsigned long)n, last.msg);
+}
+
 /* Router mode's control plane: the journal replayed into the tables, the
  * initial mapping file (only into an empty journal), then the socket. */
 static int
@@ -339,6 +414,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_ownership *own = NULL;
 	struct fg_journal *journal = NULL;
 	struct fg_server *server = NULL;
+	struct fg_shield *shield = NULL;
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -354,11 +430,24 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
+	/* Replay mode leaves any shield alone: it only answers "what would
+	 * this PoP do", and must not touch a running router's maps. */
+	if (expected < 0 && cfg->shield && fg_shield_start(cfg, own, &shield, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		goto out;
+	}
 	if (expected < 0 && fg_control_start(cfg, o, own, &journal, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
+	if (shield != NULL)
+		fg_shield_alarm(own);
 	if (fg_router_init(&r, cfg, t, cfg->mbufs, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		fg_router_close(&r);
+		goto out;
+	}
+	if (shield != NULL && fg_shield_check_ports(cfg, shield, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		fg_router_close(&r);
 		goto out;
@@ -428,6 +517,7 @@ out:
 	fg_server_free(server);
 	fg_journal_close(journal);
 	fg_ownership_free(own);
+	fg_shield_close(shield);      /* the pins stay, for the next start */
 	fg_tables_free(t);
 	return ret;
 }

@@ -13,7 +13,7 @@
  * the two places where the shield decides "not a frame, pass" for a packet
  * the userspace parser would count as bad_l3 or ip_fragment.
  *
- * Reads: the packet, fg_tenants, fg_owners. Sets: fg_drops.
+ * Reads: the packet, fg_config, fg_tenants, fg_owners. Sets: fg_drops.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -27,13 +27,10 @@
 
 #include "shield.h"
 
-/* UDP destination port of frames, host order: set by the loader before
- * load (fg_shield_open); a loader that does not set it gets the default. */
-const volatile __u16 frame_port = FG_DEFAULT_FRAME_PORT;
-
-/* The three ownership maps are pinned by name, so that a second loader of
- * this object (DPDK's net_af_xdp with xdp_prog=) reuses the control plane's
- * maps; fg_shield_open() points the pins at its own folder, or at none. */
+/* The ownership maps, the counters and the configuration are pinned by
+ * name, so that a second loader of this object (DPDK's net_af_xdp with
+ * xdp_prog=) reuses the control plane's maps; fg_shield_open() points the
+ * pins at its own folder, or at none. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FG_SHIELD_MAX_TENANTS);
@@ -59,6 +56,16 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } fg_drops SEC(".maps");
+
+/* The frame port, written by fg_shield_open() (shield.h). An entry left at
+ * zero (nobody configured it) means the default port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct fg_shield_config);
+} fg_config SEC(".maps");
 
 /* Not pinned: its sockets belong to the process that loaded the program. */
 struct {
@@ -134,7 +141,8 @@ fg_ipv6_is_ext_hdr(__u8 nh)
  * without frags is linear, so the bytes present are the packet's full length.
  */
 static __always_inline enum fg_reason
-fg_shield_parse(const void *data, const void *end, struct fg_frame_view *f)
+fg_shield_parse(const void *data, const void *end, __u16 frame_port,
+		struct fg_frame_view *f)
 {
 	const struct ethhdr *eth = data;
 	const void *l3, *l4;
@@ -365,10 +373,13 @@ int fg_shield(struct xdp_md *ctx)
 {
 	const void *data = (const void *)(long)ctx->data;
 	const void *end = (const void *)(long)ctx->data_end;
+	const __u32 zero = 0;
+	const struct fg_shield_config *cfg = bpf_map_lookup_elem(&fg_config, &zero);
+	__u16 port = cfg && cfg->frame_port ? cfg->frame_port : FG_DEFAULT_FRAME_PORT;
 	struct fg_frame_view f;
 	enum fg_reason r;
 
-	r = fg_shield_parse(data, end, &f);        /* checks 1-4 */
+	r = fg_shield_parse(data, end, port, &f);  /* checks 1-4 */
 	if (r == FG_PASS)
 		r = fg_shield_own(&f);             /* checks 5-8 */
 	return fg_shield_verdict(ctx, r);

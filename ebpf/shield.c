@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -18,6 +19,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <linux/magic.h>
 
 #include "shield.h"
@@ -27,12 +29,13 @@ struct fg_shield {
 	struct fg_shield_bpf *skel;
 	int ncpus;                 /* possible CPUs: per-CPU value count */
 	char pin_dir[PATH_MAX];    /* "" when the maps are not pinned */
+	uint16_t frame_port;       /* what fg_config holds */
 };
 
 #define FG_BPFFS_ROOT "/sys/fs/bpf"
 
 /* The maps that are pinned when pin_dir is given (see shield.bpf.c). */
-#define FG_SHIELD_NPINNED 3
+#define FG_SHIELD_NPINNED 4
 
 static void
 fg_shield__pinned_maps(const struct fg_shield *s,
@@ -41,6 +44,7 @@ fg_shield__pinned_maps(const struct fg_shield *s,
 	maps[0] = s->skel->maps.fg_tenants;
 	maps[1] = s->skel->maps.fg_owners;
 	maps[2] = s->skel->maps.fg_drops;
+	maps[3] = s->skel->maps.fg_config;
 }
 
 static int
@@ -52,11 +56,12 @@ fg_shield__is_bpffs(const char *path)
 }
 
 /* Make pin_dir a folder on a bpffs: mount /sys/fs/bpf first if the folder is
- * under it and nothing is mounted there yet. */
+ * it or under it and nothing is mounted there yet. */
 static int
 fg_shield__prepare_pin_dir(const char *dir, struct fg_err *err)
 {
-	if (strncmp(dir, FG_BPFFS_ROOT "/", sizeof(FG_BPFFS_ROOT)) == 0 &&
+	if ((strcmp(dir, FG_BPFFS_ROOT) == 0 ||
+	     strncmp(dir, FG_BPFFS_ROOT "/", sizeof(FG_BPFFS_ROOT)) == 0) &&
 	    !fg_shield__is_bpffs(FG_BPFFS_ROOT)) {
 		if (mkdir(FG_BPFFS_ROOT, 0700) < 0 && errno != EEXIST)
 			return fg_err_set(err, errno, "shield: cannot create %s: %s",
@@ -100,10 +105,10 @@ fg_shield_open(const struct fg_shield_opts *opts, struct fg_err *err)
 		goto cleanup;
 	}
 
-	/* Configure: the frame port is read-only data, fixed at load. */
-	s->skel->rodata->frame_port = opts != NULL && opts->frame_port != 0
-					      ? opts->frame_port
-					      : FG_DEFAULT_FRAME_PORT;
+	/* Configure: the pins (the frame port goes into fg_config after
+	 * load, where every copy of the program reads it). */
+	s->frame_port = opts != NULL && opts->frame_port != 0 ? opts->frame_port
+							      : FG_DEFAULT_FRAME_PORT;
 	fg_shield__pinned_maps(s, maps);
 	if (opts != NULL && opts->pin_dir != NULL) {
 		size_t len = strlen(opts->pin_dir);
@@ -142,6 +147,18 @@ fg_shield_open(const struct fg_shield_opts *opts, struct fg_err *err)
 			   "(the verifier's log is on stderr)",
 			   s->pin_dir[0] ? " with maps pinned in " : "", s->pin_dir,
 			   strerror(-ret));
+		goto cleanup;
+	}
+	const uint32_t zero = 0;
+	const struct fg_shield_config cfg = { .frame_port = s->frame_port };
+
+	ret = bpf_map__update_elem(s->skel->maps.fg_config, &zero, sizeof(zero), &cfg,
+				   sizeof(cfg), BPF_ANY);
+	if (ret == 0 && opts != NULL && opts->clear)
+		ret = fg_shield_clear(s);
+	if (ret < 0) {
+		fg_err_set(err, -ret, "shield: cannot write its maps%s%s: %s",
+			   s->pin_dir[0] ? " pinned in " : "", s->pin_dir, strerror(-ret));
 		goto cleanup;
 	}
 	return s;
@@ -186,6 +203,14 @@ fg_shield_tenant_del(struct fg_shield *s, uint32_t tenant_id)
 {
 	return bpf_map__delete_elem(s->skel->maps.fg_tenants, &tenant_id,
 				    sizeof(tenant_id), 0);
+}
+
+int
+fg_shield_tenant_get(const struct fg_shield *s, uint32_t tenant_id,
+		     struct fg_shield_tenant *out)
+{
+	return bpf_map__lookup_elem(s->skel->maps.fg_tenants, &tenant_id,
+				    sizeof(tenant_id), out, sizeof(*out), 0);
 }
 
 static struct fg_shield_owner_key
@@ -288,6 +313,138 @@ fg_shield_owner_foreach(const struct fg_shield *s, fg_shield_owner_cb cb,
 			return ret;
 	}
 	return ret == -ENOENT ? 0 : ret;
+}
+
+/* Delete every entry of a hash map. Keys are taken one at a time from the
+ * start, as each delete changes what "next" means. */
+static int
+fg_shield__empty(const struct bpf_map *m, size_t key_size)
+{
+	uint8_t key[32];
+	int ret;
+
+	while ((ret = bpf_map__get_next_key(m, NULL, key, key_size)) == 0) {
+		ret = bpf_map__delete_elem(m, key, key_size, 0);
+		if (ret < 0 && ret != -ENOENT)
+			return ret;
+	}
+	return ret == -ENOENT ? 0 : ret;
+}
+
+int
+fg_shield_clear(struct fg_shield *s)
+{
+	int ret = fg_shield__empty(s->skel->maps.fg_owners,
+				   sizeof(struct fg_shield_owner_key));
+
+	return ret < 0 ? ret : fg_shield__empty(s->skel->maps.fg_tenants, sizeof(uint32_t));
+}
+
+uint16_t
+fg_shield_frame_port(const struct fg_shield *s)
+{
+	return s->frame_port;
+}
+
+/* The XDP program of an interface in whichever mode it is attached:
+ * its id and the mode's attach flag, or 0 for none. */
+static int
+fg_shield__xdp_prog(const char *ifname, int *ifindex, uint32_t *prog_id,
+		    uint32_t *mode_flag, struct fg_err *err)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int ret;
+
+	*ifindex = (int)if_nametoindex(ifname);
+	if (*ifindex == 0)
+		return fg_err_set(err, ENODEV, "shield: no interface named %s", ifname);
+	ret = bpf_xdp_query(*ifindex, 0, &q);
+	if (ret < 0)
+		return fg_err_set(err, -ret, "shield: cannot query the XDP program of %s: %s",
+				  ifname, strerror(-ret));
+	*prog_id = 0;
+	*mode_flag = 0;
+	if (q.drv_prog_id) {
+		*prog_id = q.drv_prog_id;
+		*mode_flag = XDP_FLAGS_DRV_MODE;
+	} else if (q.skb_prog_id) {
+		*prog_id = q.skb_prog_id;
+		*mode_flag = XDP_FLAGS_SKB_MODE;
+	} else if (q.hw_prog_id) {
+		*prog_id = q.hw_prog_id;
+		*mode_flag = XDP_FLAGS_HW_MODE;
+	}
+	return 0;
+}
+
+/* Does program prog_id read this handle's fg_owners? 1 yes, 0 no; its name
+ * in name. */
+static int
+fg_shield__prog_uses_owners(const struct fg_shield *s, uint32_t prog_id,
+			    char name[BPF_OBJ_NAME_LEN])
+{
+	struct bpf_map_info mi = { 0 };
+	struct bpf_prog_info pi = { 0 };
+	uint32_t ids[64], len = sizeof(mi);
+	int fd, ret, found = 0;
+
+	ret = bpf_obj_get_info_by_fd(bpf_map__fd(s->skel->maps.fg_owners), &mi, &len);
+	if (ret < 0)
+		return ret;
+	fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)
+		return fd;
+	pi.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	pi.map_ids = (uint64_t)(uintptr_t)ids;
+	len = sizeof(pi);
+	ret = bpf_obj_get_info_by_fd(fd, &pi, &len);
+	close(fd);
+	if (ret < 0)
+		return ret;
+	snprintf(name, BPF_OBJ_NAME_LEN, "%s", pi.name);
+	for (uint32_t i = 0; i < pi.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
+		found |= ids[i] == mi.id;
+	return found;
+}
+
+int
+fg_shield_attached(const struct fg_shield *s, const char *ifname,
+		   struct fg_err *err)
+{
+	char name[BPF_OBJ_NAME_LEN] = "";
+	uint32_t prog_id = 0, mode = 0;
+	int ifindex, ret;
+
+	ret = fg_shield__xdp_prog(ifname, &ifindex, &prog_id, &mode, err);
+	if (ret < 0 || prog_id == 0)
+		return ret;
+	ret = fg_shield__prog_uses_owners(s, prog_id, name);
+	if (ret < 0)
+		return fg_err_set(err, -ret, "shield: cannot inspect XDP program %u on %s: %s",
+				  prog_id, ifname, strerror(-ret));
+	if (ret == 0)
+		return fg_err_set(err, EEXIST, "shield: %s runs XDP program %u (\"%s\"), which does not use the shield's maps%s%s",
+				  ifname, prog_id, name, s->pin_dir[0] ? " pinned in " : "",
+				  s->pin_dir);
+	return 1;
+}
+
+int
+fg_shield_detach_stale(const struct fg_shield *s, const char *ifname,
+		       struct fg_err *err)
+{
+	uint32_t prog_id = 0, mode = 0;
+	int ifindex, ret = fg_shield_attached(s, ifname, err);
+
+	if (ret <= 0)
+		return ret;
+	if (fg_shield__xdp_prog(ifname, &ifindex, &prog_id, &mode, err) < 0)
+		return -err->code;
+	ret = bpf_xdp_detach(ifindex, mode, NULL);
+	if (ret < 0)
+		return fg_err_set(err, -ret, "shield: cannot detach XDP program %u from %s: %s",
+				  prog_id, ifname, strerror(-ret));
+	return 1;
 }
 
 int

@@ -12,6 +12,7 @@
  *   fg_drops    PERCPU_ARRAY, FG_SHIELD_SLOTS u64 counters, indexed by
  *               enum fg_reason (drop_reasons.def numbering); slot FG_PASS
  *               counts the frames handed to the AF_XDP redirect
+ *   fg_config   ARRAY, 1 entry: struct fg_shield_config (the frame port)
  *   xsks_map    XSKMAP rx queue -> AF_XDP socket (the name DPDK's net_af_xdp
  *               PMD looks up in an xdp_prog= object)
  */
@@ -49,6 +50,16 @@ struct fg_shield_owner {
 	__u8 key[FG_AUTH_KEY_LEN];
 };
 
+/* fg_config's one entry (key 0): what the loader configures. It is a pinned
+ * map rather than read-only data so that a copy of the program loaded from
+ * the object file by someone else (DPDK's xdp_prog=, which cannot set
+ * rodata) reads the same settings as the control plane wrote. */
+struct fg_shield_config {
+	__u16 frame_port;   /* host order; 0: FG_DEFAULT_FRAME_PORT */
+	__u16 pad;
+	__u32 pad2;
+};
+
 /* fg_drops has one slot per enum fg_reason, FG_PASS included. */
 #define FG_SHIELD_SLOTS FG_REASON_END
 
@@ -70,15 +81,19 @@ struct fg_shield;
 
 struct fg_shield_opts {
 	/* UDP destination port of frames, host order; 0: FG_DEFAULT_FRAME_PORT.
-	 * Fixed in the program's read-only data at load. */
+	 * Written into fg_config at open (so into the pinned one too). */
 	uint16_t frame_port;
 	/* NULL: the maps belong to this handle alone. Otherwise a folder on a
 	 * bpffs (created if absent; /sys/fs/bpf is mounted if it is not yet)
-	 * where fg_tenants, fg_owners and fg_drops are pinned, or reused when
-	 * already pinned there: another loader of shield.bpf.o (DPDK's
-	 * xdp_prog=, with libbpf's default pin root /sys/fs/bpf) then shares
-	 * them. */
+	 * where fg_tenants, fg_owners, fg_drops and fg_config are pinned, or
+	 * reused when already pinned there: another loader of shield.bpf.o
+	 * (DPDK's xdp_prog=, with libbpf's default pin root /sys/fs/bpf) then
+	 * shares them. */
 	const char *pin_dir;
+	/* Empty fg_tenants and fg_owners at open (pinned maps keep what an
+	 * earlier process left there): the control plane then fills them again
+	 * from its journal. The counters are kept. */
+	bool clear;
 };
 
 /* Open and load the program and its maps. NULL with err filled on failure
@@ -99,6 +114,9 @@ int fg_shield_prog_fd(const struct fg_shield *s);
 int fg_shield_tenant_put(struct fg_shield *s, uint32_t tenant_id,
 			 bool suspended);
 int fg_shield_tenant_del(struct fg_shield *s, uint32_t tenant_id);
+/* The entry of a tenant: 0, or -ENOENT when absent. */
+int fg_shield_tenant_get(const struct fg_shield *s, uint32_t tenant_id,
+			 struct fg_shield_tenant *out);
 /* key: the device's 16-byte key, or NULL for a mapping without one. */
 int fg_shield_owner_put(struct fg_shield *s, uint32_t tenant_id,
 			uint64_t device_id, uint32_t epoch,
@@ -134,6 +152,26 @@ int fg_shield_counters(const struct fg_shield *s,
  * loads the object): 0 or -errno. */
 int fg_shield_xsk_put(struct fg_shield *s, uint32_t queue, int xsk_fd);
 int fg_shield_xsk_del(struct fg_shield *s, uint32_t queue);
+
+/* Empty fg_tenants and fg_owners: 0 or -errno. */
+int fg_shield_clear(struct fg_shield *s);
+
+/* The frame port the maps are configured with (fg_config). */
+uint16_t fg_shield_frame_port(const struct fg_shield *s);
+
+/*
+ * The interface's XDP program, as the router checks it at start: 1 when the
+ * attached program (any mode) reads this handle's fg_owners map (it is the
+ * shield, sharing these maps), 0 when no program is attached, -EEXIST when
+ * another program is (err names it), or -errno.
+ */
+int fg_shield_attached(const struct fg_shield *s, const char *ifname,
+		       struct fg_err *err);
+/* Detach the interface's XDP program if it is a shield on these maps (one
+ * left behind by a router that was killed): 1 detached, 0 nothing to do,
+ * -EEXIST when another program is attached (left alone), or -errno. */
+int fg_shield_detach_stale(const struct fg_shield *s, const char *ifname,
+			   struct fg_err *err);
 
 /* Remove the pins of a handle opened with pin_dir (and the folder when it
  * is then empty): 0 or -errno. The maps live on while the handle is open. */

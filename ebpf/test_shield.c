@@ -4,7 +4,8 @@
  * reason and is counted in exactly that slot; truncated frames are never
  * redirected; map changes (key, epoch, owner, tenant) take effect on the
  * next packet; SipHash in BPF agrees with libsodium's reference; and an
- * object loaded the way DPDK's xdp_prog= loads it shares the pinned maps.
+ * object loaded the way DPDK's xdp_prog= loads it shares the pinned maps,
+ * the frame port of fg_config included.
  *
  * Forwarded frames are checked against XDP_REDIRECT itself: an AF_XDP
  * socket bound to lo's queue 0 (copy mode, no traffic) sits in xsks_map, so
@@ -584,6 +585,75 @@ Test(shield, pinned_maps_are_shared_with_another_loader)
 	cr_assert_eq(fg_shield_owner_del(b, 7, 0xa1), 0);
 	cr_assert_eq(run_prog(bpf_program__fd(prog), fwd->data, fwd->len, &action), 0);
 	cr_expect_eq(action, XDP_DROP);
+
+	bpf_object__close(obj);
+	fg_shield_close(b);
+	cr_expect_eq(fg_shield_unpin(a), 0);
+	fg_shield_close(a);
+	cr_expect_eq(access(dir, F_OK), -1, "%s is still there", dir);
+}
+
+/*
+ * The frame port lives in the pinned fg_config map, not in read-only data:
+ * a copy loaded from the file the way DPDK does it (which cannot set rodata)
+ * reads the port the library configured. A handle opened with `clear` on the
+ * same pins starts from empty ownership maps and keeps the counters.
+ */
+Test(shield, a_copy_loaded_from_the_file_reads_the_configured_port)
+{
+	char dir[128];
+	struct fg_shield_opts opts = { .frame_port = 5000 };
+	struct fg_err err = { 0 };
+	struct fg_shield *a, *b;
+	struct bpf_object *obj;
+	struct fg_shield_owner own;
+	const struct vec *fwd = vector_named("ipv4 forward");
+	uint64_t before[FG_SHIELD_SLOTS], after[FG_SHIELD_SLOTS];
+	uint8_t pkt[2048];
+	int action, prog_fd;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/fg-test-port-%d", (int)getpid());
+	opts.pin_dir = dir;
+	a = fg_shield_open(&opts, &err);
+	cr_assert_not_null(a, "%s", err.msg);
+	cr_expect_eq(fg_shield_frame_port(a), 5000);
+	load_mappings(a);
+
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = dir);
+	obj = bpf_object__open_file(FG_SHIELD_OBJ, &oo);
+	cr_assert_not_null(obj);
+	cr_assert_eq(bpf_object__load(obj), 0, "load like DPDK: %s", strerror(errno));
+	prog_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "fg_shield"));
+
+	/* The vector, to 47474: no longer the frame port. */
+	cr_assert_eq(fg_shield_counters(a, before), 0);
+	cr_assert_eq(run_prog(prog_fd, fwd->data, fwd->len, &action), 0);
+	cr_expect_eq(action, XDP_PASS);
+	cr_assert_eq(fg_shield_counters(a, after), 0);
+	cr_expect_eq(after[FG_DROP_not_frame], before[FG_DROP_not_frame] + 1,
+		     "a frame to 47474 was not counted as not_frame with port 5000");
+	/* The same frame to 5000 (UDP checksum 0 or not checked): a frame that
+	 * passes, falling back to the kernel (no socket in this copy). */
+	cr_assert_leq(fwd->len, sizeof(pkt));
+	memcpy(pkt, fwd->data, fwd->len);
+	frame_off_v4(pkt, fwd->len);
+	pkt[14 + 20 + 2] = 5000 >> 8;
+	pkt[14 + 20 + 3] = 5000 & 0xff;
+	cr_assert_eq(run_prog(prog_fd, pkt, fwd->len, &action), 0);
+	cr_assert_eq(fg_shield_counters(a, before), 0);
+	cr_expect_eq(before[FG_PASS], after[FG_PASS] + 1, "a frame to port 5000 did not pass");
+
+	/* A second handle with `clear`: empty ownership maps, same counters,
+	 * and the default port written back. */
+	opts.frame_port = 0;
+	opts.clear = true;
+	b = fg_shield_open(&opts, &err);
+	cr_assert_not_null(b, "%s", err.msg);
+	cr_expect_eq(fg_shield_owner_get(a, 7, 0xa1, &own), -ENOENT, "clear left an owner");
+	cr_assert_eq(fg_shield_counters(b, after), 0);
+	cr_expect_eq(after[FG_PASS], before[FG_PASS]);
+	cr_assert_eq(run_prog(prog_fd, fwd->data, fwd->len, &action), 0);
+	cr_expect_eq(action, XDP_DROP, "47474 is the frame port again: unknown_tenant");
 
 	bpf_object__close(obj);
 	fg_shield_close(b);

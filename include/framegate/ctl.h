@@ -25,9 +25,22 @@
  *   stats         -                            counters (SPEC 3)     no
  *   drops         "tenant": T (optional)       "drops": {...}        no
  *   health        -                            state of the router   no
+ *                 (with a shield: "shield_in_step" and "shield": {...})
+ *   shield.check  -                            "in_step": bool,      no
+ *                 "differences": N, "listed": [{"entry": "tenant"|"owner",
+ *                 "problem": "missing"|"extra"|"differs", "tenant", "device",
+ *                 "tables": {...}, "shield": {...}}, ...] (at most 1000),
+ *                 "tables": {"tenants", "mappings"}, "shield": {"tenants",
+ *                 "owners"}: the XDP shield's maps against the tables
+ *   shield.resync -                            "tenants", "owners"   yes
+ *                 (empties the shield's maps and writes the tables into them)
  *
  * A change is acknowledged (ok) only after it is in the fsync'd journal and
- * every worker has passed a quiescent point since it was published (SPEC 4).
+ * every worker has passed a quiescent point since it was published (SPEC 4),
+ * and, on a router with an XDP shield, after the shield's maps hold it too: a
+ * change the maps could not take is answered "EIO" (it is journaled and in
+ * the tables; `shield.resync` brings the maps back in step). shield.check
+ * and shield.resync on a router without a shield answer "ENOENT".
  * A load is one transaction: its lines are decoded as they arrive (an error
  * names the line within the load) and checked together at commit; any error
  * applies nothing.

@@ -5,10 +5,12 @@
  * quiescent state. Everything here runs per packet: no locks, no system
  * calls, no allocation beyond mempools, no logging, no division.
  *
- * A copy is a fresh header segment (Ethernet, IPv4 or IPv6 by the sink's
- * family, UDP) chained to the frame (header and payload as received). The
- * frame is shared, not copied: every sink but the last gets an indirect
- * clone, the last gets the received mbuf itself.
+ * A copy is new headers (Ethernet, IPv4 or IPv6 by the sink's family, UDP)
+ * in front of the frame (header and payload as received). The frame is
+ * shared, not copied: every sink but the last gets a fresh header segment
+ * chained to an indirect clone; the last gets the received mbuf itself, its
+ * new headers written into its headroom in place of the old ones, so a
+ * frame with one sink costs no allocation at all.
  */
 #include <string.h>
 
@@ -148,27 +150,47 @@ fg_send_copies(const struct fg_router *r, struct fg_worker *w,
 			fg_ctr_add(&w->ctr->tx_full, 1);
 			continue;
 		}
-		body = s == last ? m : rte_pktmbuf_clone(m, r->clone_pool);
-		h = body ? rte_pktmbuf_alloc(r->hdr_pool) : NULL;
-		if (unlikely(h == NULL)) {
-			if (body != NULL && body != m)
-				rte_pktmbuf_free(body);
-			fg_ctr_add(&w->ctr->tx_full, 1);
-			continue;
-		}
-		rte_pktmbuf_append(h, hlen);
-		if (v6) {
-			if (!have_sum) {
+		if (s == last && likely(RTE_MBUF_DIRECT(m) && m->nb_segs == 1 &&
+					rte_pktmbuf_headroom(m) >= hlen)) {
+			/* The last copy, in place: the clones before it see
+			 * only the frame, never the headroom. */
+			if (v6 && !have_sum) {
 				rte_raw_cksum_mbuf(m, 0, m->pkt_len, &payload_sum);
 				have_sum = true;
 			}
-			fg_build_ipv6(r, eg, k, h, (uint16_t)m->pkt_len, payload_sum);
+			body = m;
+			h = m;
+			rte_pktmbuf_prepend(m, hlen);
+			m->ol_flags = 0;
 		} else {
-			fg_build_ipv4(r, eg, k, h, (uint16_t)m->pkt_len);
+			body = s == last ? m : rte_pktmbuf_clone(m, r->clone_pool);
+			h = body ? rte_pktmbuf_alloc(r->hdr_pool) : NULL;
+			if (unlikely(h == NULL)) {
+				if (body != NULL && body != m)
+					rte_pktmbuf_free(body);
+				fg_ctr_add(&w->ctr->tx_full, 1);
+				continue;
+			}
+			rte_pktmbuf_append(h, hlen);
 		}
-		h->next = body;
-		h->nb_segs = (uint16_t)(1 + body->nb_segs);
-		h->pkt_len = hlen + body->pkt_len;
+		{
+			uint16_t frame_len = (uint16_t)(body->pkt_len - (h == body ? hlen : 0));
+
+			if (v6) {
+				if (!have_sum) {
+					rte_raw_cksum_mbuf(m, 0, m->pkt_len, &payload_sum);
+					have_sum = true;
+				}
+				fg_build_ipv6(r, eg, k, h, frame_len, payload_sum);
+			} else {
+				fg_build_ipv4(r, eg, k, h, frame_len);
+			}
+		}
+		if (h != body) {
+			h->next = body;
+			h->nb_segs = (uint16_t)(1 + body->nb_segs);
+			h->pkt_len = hlen + body->pkt_len;
+		}
 		handed |= body == m;
 		fg_ctr_add(&w->ctr->copies_sent,
 			   rte_eth_tx_buffer(k->egress, w->txq, w->txb[k->egress], h));

@@ -857,8 +857,23 @@ out:
 static json_t *
 fg_error_json(const struct fg_err *err)
 {
-	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", fg_errno_name(err->code),
-			 "error", err->msg);
+	json_t *msg = json_string(err->msg);
+
+	/* A message that quotes the request (a JSON error near some bytes)
+	 * may not be UTF-8: those bytes are shown as '?', never dropped with
+	 * the whole reply. */
+	if (msg == NULL) {
+		char clean[sizeof(err->msg)];
+		size_t i;
+
+		for (i = 0; i + 1 < sizeof(clean) && err->msg[i] != '\0'; i++)
+			clean[i] = (unsigned char)err->msg[i] < 0x20 ||
+				   (unsigned char)err->msg[i] >= 0x7f ? '?' : err->msg[i];
+		clean[i] = '\0';
+		msg = json_string(clean);
+	}
+	return json_pack("{s:b, s:s, s:o}", "ok", 0, "code", fg_errno_name(err->code),
+			 "error", msg);
 }
 
 static void

@@ -198,6 +198,22 @@ Test(control, oversized_and_truncated_requests_leave_the_router_running)
 	buf[n > 0 ? n : 0] = '\0';
 	cr_expect(n > 4 && strstr((char *)buf + 4, "not valid JSON") != NULL, "%s", buf + 4);
 	close(fd);
+	/* Not UTF-8 (found by fuzz_ctl: the error quoted the bytes, and the
+	 * reply was lost): an error all the same, the bytes shown as '?'. */
+	{
+		static const char bad[] = "{\"cmd\":\"apply\",\"op\":{\"op\":\"ten\xff\xfe\"}}";
+
+		fd = fg_ctl_connect(rp.sock);
+		hdr[3] = (uint8_t)(sizeof(bad) - 1);
+		cr_assert_eq(write(fd, hdr, 4), 4);
+		cr_assert_eq(write(fd, bad, sizeof(bad) - 1), (ssize_t)sizeof(bad) - 1);
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		cr_expect(n > 4 && strstr((char *)buf + 4, "\"EINVAL\"") != NULL &&
+			  strstr((char *)buf + 4, "not valid JSON") != NULL,
+			  "no clear error for a request that is not UTF-8: %s", n > 4 ? (char *)buf + 4 : "");
+		close(fd);
+	}
 	/* Still serving. */
 	json_t *r = call(json_pack("{s:s}", "cmd", "health"));
 

@@ -33,14 +33,9 @@ def pct(v, p):
     return v[min(len(v) - 1, int(p / 100.0 * len(v)))]
 
 
-def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
-    path = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
+def measure(s, n):
+    """n reads and n changes, alternating, over the connected socket s.
+    Returns the two lists of latencies in microseconds."""
     reads, changes = [], []
     base = 3000000000
     for i in range(n):
@@ -54,6 +49,18 @@ def main():
         r = call(s, {"cmd": "apply", "op": op})
         changes.append((time.perf_counter() - t0) * 1e6)
         assert r["ok"], r
+    return reads, changes
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    path = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    reads, changes = measure(s, n)
     print(f"{n} changes and {n} reads over one connection")
     print(f"{'':8} {'p50 us':>10} {'p99 us':>10} {'p99.9 us':>10}")
     for name, v in (("read", reads), ("change", changes)):

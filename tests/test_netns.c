@@ -31,24 +31,13 @@
 
 #include "ctl_client.h"
 #include "framebuild.h"
+#include "netns_lab.h"
 
 #define N_PER_TENANT 300
 #define N_SPOOFED 100
 
 static char cam_ns[32], view_ns[32], vc[16], rc[16], vv[16], rv[16], dir[64];
 static pid_t router = -1;
-
-static int
-sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
 
 static void
 cleanup(void)
@@ -60,29 +49,11 @@ cleanup(void)
 	}
 	/* Deleting a namespace deletes its end of each veth, and with it the
 	 * root end. */
-	sh("ip netns del %s 2>/dev/null", cam_ns);
-	sh("ip netns del %s 2>/dev/null", view_ns);
-	sh("ip link del %s 2>/dev/null", rc);
-	sh("ip link del %s 2>/dev/null", rv);
-	sh("rm -rf %s", dir);
-}
-
-static void
-read_mac(const char *ns, const char *ifname, char *mac)
-{
-	char path[128], cmd[256];
-	FILE *p;
-
-	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
-	if (ns != NULL)
-		snprintf(cmd, sizeof(cmd), "ip netns exec %s cat %s", ns, path);
-	else
-		snprintf(cmd, sizeof(cmd), "cat %s", path);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	cr_assert_not_null(fgets(mac, 32, p));
-	mac[strcspn(mac, "\n")] = '\0';
-	pclose(p);
+	fg_lab_sh("ip netns del %s 2>/dev/null", cam_ns);
+	fg_lab_sh("ip netns del %s 2>/dev/null", view_ns);
+	fg_lab_sh("ip link del %s 2>/dev/null", rc);
+	fg_lab_sh("ip link del %s 2>/dev/null", rv);
+	fg_lab_sh("rm -rf %s", dir);
 }
 
 /* A failed set-up step removes what was made: Criterion does not run the
@@ -112,21 +83,21 @@ setup(void)
 	if (geteuid() != 0)
 		cr_skip_test("needs root for network namespaces");
 
-	SETUP_OK(sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
-	SETUP_OK(sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
-	SETUP_OK(sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
+	SETUP_OK(fg_lab_sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
+	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
+	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
 	/* The router's ends carry no address and no IPv6 chatter. */
-	SETUP_OK(sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
+	SETUP_OK(fg_lab_sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
 			" && ip link set %s up && ip link set %s up", rc, rv, rc, rv) == 0);
-	read_mac(NULL, rc, mac_rc);
-	SETUP_OK(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+	fg_lab_read_mac(NULL, rc, mac_rc);
+	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
 			" && ip -n %s addr add 198.18.1.2/24 dev %s"
 			" && ip -n %s neigh replace 198.18.1.1 lladdr %s dev %s nud permanent",
 			cam_ns, cam_ns, vc, cam_ns, vc, cam_ns, mac_rc, vc) == 0);
-	SETUP_OK(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
 			" && ip -n %s addr add 198.18.2.2/24 dev %s",
 			view_ns, view_ns, vv, view_ns, vv) == 0);
-	read_mac(view_ns, vv, mac_vv);
+	fg_lab_read_mac(view_ns, vv, mac_vv);
 
 	/* Mappings: tenant 7's camera 0xa1 to sink 6000, tenant 9's 0xb1 to
 	 * sink 6001, both on the viewer host. */
@@ -159,104 +130,23 @@ setup(void)
 
 TestSuite(netns, .init = setup, .fini = cleanup, .timeout = 120);
 
-/* Enter a named network namespace (in a child process). */
-static void
-enter_ns(const char *ns)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
-	fd = open(path, O_RDONLY);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-		perror(path);
-		_exit(3);
-	}
-	close(fd);
-}
-
-#define SEQ_MAX (1u << 20)
-
 /* Shared between the test, the camera and the viewer. */
 struct shared {
 	uint32_t cam_seq;             /* the seq the camera is about to send */
 	int stop;                     /* the camera stops */
-	unsigned int got[2];          /* frames of the socket's own tenant */
-	unsigned int wrong[2];        /* frames of another tenant on it */
-	uint8_t seen[2][SEQ_MAX];     /* seqs the viewer got, per tenant socket */
+	struct fg_lab_view view;      /* what the viewer counted */
+	uint8_t seen[2][FG_LAB_SEQ_MAX];   /* seqs the viewer got, per tenant socket */
 };
-
-/* Viewer: one socket per tenant's sink; until 1.5 s pass without a frame,
- * counts each socket's frames of its own and of another tenant, and marks
- * their frame_seq. */
-static void
-viewer(struct shared *sh, int ready_fd)
-{
-	struct pollfd pfd[2];
-	const uint32_t tenant[2] = { 7, 9 };
-
-	enter_ns(view_ns);
-	for (int i = 0; i < 2; i++) {
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)(6000 + i)) };
-
-		inet_pton(AF_INET, "198.18.2.2", &a.sin_addr);
-		pfd[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
-		pfd[i].events = POLLIN;
-		if (bind(pfd[i].fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-			_exit(4);
-	}
-	if (write(ready_fd, "r", 1) != 1)
-		_exit(5);
-	while (poll(pfd, 2, 1500) > 0) {
-		for (int i = 0; i < 2; i++) {
-			uint8_t buf[2048];
-			ssize_t n;
-
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			n = recv(pfd[i].fd, buf, sizeof(buf), 0);
-			if (n < (ssize_t)sizeof(struct fg_frame_hdr))
-				continue;
-			const struct fg_frame_hdr *h = (const void *)buf;
-			uint32_t seq = ntohl(h->frame_seq);
-
-			if (ntohl(h->tenant_id) == tenant[i])
-				sh->got[i]++;
-			else
-				sh->wrong[i]++;
-			if (seq < SEQ_MAX)
-				sh->seen[i][seq] = 1;
-		}
-	}
-	_exit(0);
-}
 
 /* The camera's socket, in the camera namespace, aimed at the router. */
 static int
 camera_socket(struct sockaddr_in *dst)
 {
-	enter_ns(cam_ns);
+	fg_lab_enter_ns(cam_ns);
 	*dst = (struct sockaddr_in){ .sin_family = AF_INET,
 				     .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
 	inet_pton(AF_INET, "198.18.1.1", &dst->sin_addr);
 	return socket(AF_INET, SOCK_DGRAM, 0);
-}
-
-/* Send one frame (its UDP payload: frame header and payload). */
-static void
-send_frame(int s, const struct sockaddr_in *dst, uint32_t tenant, uint64_t device,
-	   uint32_t seq, uint16_t payload)
-{
-	struct fg_frame_spec spec = { .ip_version = 4, .payload_len = payload, .epoch = 1,
-				      .frame_seq = seq, .tenant_id = tenant,
-				      .device_id = device };
-	uint8_t pkt[512];
-	size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
-	size_t off = fg_frame_offset(&spec);
-
-	if (sendto(s, pkt + off, len - off, 0, (const struct sockaddr *)dst, sizeof(*dst)) < 0)
-		_exit(7);
 }
 
 /* Camera: the UDP payload (frame header and payload) of each frame. */
@@ -270,7 +160,7 @@ camera(void)
 		/* 7/0xa1, 9/0xb1, and 7 claiming 9's camera 0xb1. */
 		unsigned int kind = i < 2 * N_PER_TENANT ? i % 2 : 2;
 
-		send_frame(s, &dst, kind == 1 ? 9 : 7, kind == 0 ? 0xa1 : 0xb1, i, 200);
+		fg_lab_send_frame(s, &dst, kind == 1 ? 9 : 7, kind == 0 ? 0xa1 : 0xb1, i, 200, NULL, false);
 		usleep(200);
 	}
 	_exit(0);
@@ -323,7 +213,7 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		viewer(sh, ready[1]);
+		fg_lab_viewer(view_ns, &sh->view, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1, "the viewer did not start");
 	cpid = fork();
 	if (cpid == 0)
@@ -332,7 +222,7 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "camera failed: %d", st);
 	waitpid(vpid, &st, 0);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "viewer failed: %d", st);
-	const unsigned int *got = sh->got, *wrong = sh->wrong;
+	const unsigned int *got = sh->view.got, *wrong = sh->view.wrong;
 
 	kill(router, SIGTERM);
 	while (fgets(line, sizeof(line), rf) != NULL)
@@ -377,10 +267,10 @@ stream_camera(struct shared *sh)
 	struct sockaddr_in dst;
 	int s = camera_socket(&dst);
 
-	for (uint32_t seq = 0; seq < SEQ_MAX && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); seq++) {
+	for (uint32_t seq = 0; seq < FG_LAB_SEQ_MAX && !__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE); seq++) {
 		__atomic_store_n(&sh->cam_seq, seq, __ATOMIC_RELEASE);
-		send_frame(s, &dst, 7, 0xa1, seq, 64);
-		send_frame(s, &dst, 9, 0xb1, seq, 64);
+		fg_lab_send_frame(s, &dst, 7, 0xa1, seq, 64, NULL, false);
+		fg_lab_send_frame(s, &dst, 9, 0xb1, seq, 64, NULL, false);
 		usleep(200);
 	}
 	_exit(0);
@@ -401,6 +291,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 	FILE *rf;
 
 	cr_assert(sh != MAP_FAILED);
+	sh->view.seen = sh->seen;
 	cr_assert_eq(pipe(out), 0);
 	router = fork();
 	if (router == 0) {
@@ -426,7 +317,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		viewer(sh, ready[1]);
+		fg_lab_viewer(view_ns, &sh->view, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1);
 	cpid = fork();
 	if (cpid == 0)
@@ -455,7 +346,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 	unsigned int before7 = 0, after7 = 0, after9 = 0;
 	uint32_t last = __atomic_load_n(&sh->cam_seq, __ATOMIC_ACQUIRE);
 
-	for (uint32_t s = 0; s <= last && s < SEQ_MAX; s++) {
+	for (uint32_t s = 0; s <= last && s < FG_LAB_SEQ_MAX; s++) {
 		if (s < cut)
 			before7 += sh->seen[0][s];
 		else

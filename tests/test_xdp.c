@@ -47,20 +47,9 @@
 
 #include "ctl_client.h"
 #include "framebuild.h"
+#include "netns_lab.h"
 #include "shield.h"
 #include "support.h"
-
-static int
-sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
 
 /* ---- talking to a router ------------------------------------------------------ */
 
@@ -214,7 +203,7 @@ rp_cleanup(void)
 {
 	fg_rp_fini(&rp);
 	if (pin_dir[0] != '\0')
-		sh("rm -rf %s", pin_dir);
+		fg_lab_sh("rm -rf %s", pin_dir);
 }
 
 TestSuite(xdp, .timeout = 240);
@@ -408,26 +397,12 @@ e2e_cleanup(void)
 		waitpid(router, NULL, 0);
 		router = -1;
 	}
-	sh("ip netns del %s 2>/dev/null", cam_ns);
-	sh("ip netns del %s 2>/dev/null", view_ns);
-	sh("ip link del %s 2>/dev/null", rc);
-	sh("ip link del %s 2>/dev/null", rv);
-	sh("rm -rf %s /var/run/dpdk/%s", dir, prefix);
+	fg_lab_sh("ip netns del %s 2>/dev/null", cam_ns);
+	fg_lab_sh("ip netns del %s 2>/dev/null", view_ns);
+	fg_lab_sh("ip link del %s 2>/dev/null", rc);
+	fg_lab_sh("ip link del %s 2>/dev/null", rv);
+	fg_lab_sh("rm -rf %s /var/run/dpdk/%s", dir, prefix);
 	rm_default_pins();
-}
-
-static void
-read_mac(const char *ns, const char *ifname, char *mac)
-{
-	char cmd[256];
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "ip netns exec %s cat /sys/class/net/%s/address", ns, ifname);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	cr_assert_not_null(fgets(mac, 32, p));
-	mac[strcspn(mac, "\n")] = '\0';
-	pclose(p);
 }
 
 #define SETUP_OK(cond)                                                      \
@@ -459,19 +434,19 @@ e2e_setup(void)
 
 	/* Camera side: the router's end rc carries the host address (what ping
 	 * reaches), and the shield, attached by DPDK. */
-	SETUP_OK(sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
-	SETUP_OK(sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
-	SETUP_OK(sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
-	SETUP_OK(sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
+	SETUP_OK(fg_lab_sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
+	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
+	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
+	SETUP_OK(fg_lab_sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
 			" && ip addr add 198.18.1.1/24 dev %s && ip link set %s up && ip link set %s up",
 			rc, rv, rc, rc, rv) == 0);
-	SETUP_OK(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
 			" && ip -n %s addr add 198.18.1.2/24 dev %s",
 			cam_ns, cam_ns, vc, cam_ns, vc) == 0);
-	SETUP_OK(sh("ip -n %s link set lo up && ip -n %s link set %s up"
+	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
 			" && ip -n %s addr add 198.18.2.2/24 dev %s",
 			view_ns, view_ns, vv, view_ns, vv) == 0);
-	read_mac(view_ns, vv, mac_vv);
+	fg_lab_read_mac(view_ns, vv, mac_vv);
 
 	/* Tenant 7's camera 0xa1 without a key, tenant 9's 0xb1 with one. */
 	snprintf(path, sizeof(path), "%s/mappings.jsonl", dir);
@@ -501,67 +476,10 @@ e2e_setup(void)
 	fclose(f);
 }
 
-static void
-enter_ns(const char *ns)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
-	fd = open(path, O_RDONLY);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-		perror(path);
-		_exit(3);
-	}
-	close(fd);
-}
-
 struct shared {
-	unsigned int got[2];          /* frames of the socket's own tenant */
-	unsigned int wrong[2];        /* frames of another tenant on it */
+	struct fg_lab_view view;      /* what the viewer counted */
 	unsigned int pongs;           /* echo replies the camera host got */
 };
-
-/* Viewer: one socket per tenant's sink, until 1.5 s pass without a frame. */
-static void
-viewer(struct shared *s, int ready_fd)
-{
-	struct pollfd pfd[2];
-	const uint32_t tenant[2] = { 7, 9 };
-
-	enter_ns(view_ns);
-	for (int i = 0; i < 2; i++) {
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)(6000 + i)) };
-
-		inet_pton(AF_INET, "198.18.2.2", &a.sin_addr);
-		pfd[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
-		pfd[i].events = POLLIN;
-		if (bind(pfd[i].fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-			_exit(4);
-	}
-	if (write(ready_fd, "r", 1) != 1)
-		_exit(5);
-	while (poll(pfd, 2, 1500) > 0) {
-		for (int i = 0; i < 2; i++) {
-			uint8_t buf[2048];
-			ssize_t n;
-
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			n = recv(pfd[i].fd, buf, sizeof(buf), 0);
-			if (n < (ssize_t)sizeof(struct fg_frame_hdr))
-				continue;
-			const struct fg_frame_hdr *h = (const void *)buf;
-
-			if (ntohl(h->tenant_id) == tenant[i])
-				s->got[i]++;
-			else
-				s->wrong[i]++;
-		}
-	}
-	_exit(0);
-}
 
 static uint16_t
 icmp_csum(const void *p, size_t len)
@@ -616,23 +534,6 @@ ping_once(uint16_t seq)
 	return ok;
 }
 
-static void
-send_frame(int s, const struct sockaddr_in *dst, uint32_t tenant, uint64_t device,
-	   uint32_t seq, const uint8_t *key, bool bad_version)
-{
-	struct fg_frame_spec spec = { .ip_version = 4, .payload_len = 200, .epoch = 1,
-				      .frame_seq = seq, .tenant_id = tenant,
-				      .device_id = device, .key = key };
-	uint8_t pkt[512];
-	size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
-	size_t off = fg_frame_offset(&spec);
-
-	if (bad_version)
-		pkt[off] = 2;
-	if (sendto(s, pkt + off, len - off, 0, (const struct sockaddr *)dst, sizeof(*dst)) < 0)
-		_exit(7);
-}
-
 /* Camera host: pings (which also resolve the router's address by ARP through
  * the shield), the two tenants' frames, spoofed ones (tenant 7 claiming 9's
  * camera), malformed ones, UDP to another port, pings again. */
@@ -643,7 +544,7 @@ camera(struct shared *s)
 	struct sockaddr_in other = { .sin_family = AF_INET, .sin_port = htons(9999) };
 	int fd;
 
-	enter_ns(cam_ns);
+	fg_lab_enter_ns(cam_ns);
 	for (uint16_t i = 0; i < N_PINGS; i++)
 		s->pongs += (unsigned int)ping_once(i);
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -651,13 +552,13 @@ camera(struct shared *s)
 	other.sin_addr = dst.sin_addr;
 	for (unsigned int i = 0; i < 2 * N_PER_TENANT + N_SPOOFED + N_BAD; i++) {
 		if (i < 2 * N_PER_TENANT && i % 2 == 0)
-			send_frame(fd, &dst, 7, 0xa1, i, NULL, false);
+			fg_lab_send_frame(fd, &dst, 7, 0xa1, i, 200, NULL, false);
 		else if (i < 2 * N_PER_TENANT)
-			send_frame(fd, &dst, 9, 0xb1, i, key9, false);
+			fg_lab_send_frame(fd, &dst, 9, 0xb1, i, 200, key9, false);
 		else if (i < 2 * N_PER_TENANT + N_SPOOFED)
-			send_frame(fd, &dst, 7, 0xb1, i, NULL, false);
+			fg_lab_send_frame(fd, &dst, 7, 0xb1, i, 200, NULL, false);
 		else
-			send_frame(fd, &dst, 7, 0xa1, i, NULL, true);
+			fg_lab_send_frame(fd, &dst, 7, 0xa1, i, 200, NULL, true);
 		usleep(200);
 	}
 	for (unsigned int i = 0; i < N_OTHER_PORT; i++)
@@ -750,14 +651,14 @@ Test(xdp, shield_on_af_xdp_drops_in_the_kernel_and_the_host_stays_reachable,
 	}
 	fclose(rf);
 	snprintf(cmd, sizeof(cmd), "ip link show %s | grep -q 'prog/xdp.*fg_shield'", rc);
-	cr_expect_eq(sh("%s", cmd), 0, "%s does not run fg_shield", rc);
+	cr_expect_eq(fg_lab_sh("%s", cmd), 0, "%s does not run fg_shield", rc);
 	expect_in_step(sock, "after start");
 	h0 = health(sock);
 
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		viewer(s, ready[1]);
+		fg_lab_viewer(view_ns, &s->view, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1, "the viewer did not start");
 	cpid = fork();
 	if (cpid == 0)
@@ -776,17 +677,17 @@ Test(xdp, shield_on_af_xdp_drops_in_the_kernel_and_the_host_stays_reachable,
 	fprintf(stderr, "xdp: viewer of tenant 7 got %u (wrong %u), of tenant 9 got %u (wrong %u); "
 		"%u of %u pings answered; shield: redirected %lld, not_owned %lld, bad_header %lld,"
 		" not_frame %lld, not_udp %lld, not_ip %lld\n",
-		s->got[0], s->wrong[0], s->got[1], s->wrong[1], s->pongs, 2 * N_PINGS,
+		s->view.got[0], s->view.wrong[0], s->view.got[1], s->view.wrong[1], s->pongs, 2 * N_PINGS,
 		(long long)(counter(h1, "redirected") - counter(h0, "redirected")),
 		(long long)(counter(h1, "not_owned") - counter(h0, "not_owned")),
 		(long long)(counter(h1, "bad_header") - counter(h0, "bad_header")),
 		(long long)(counter(h1, "not_frame") - counter(h0, "not_frame")),
 		(long long)(counter(h1, "not_udp") - counter(h0, "not_udp")),
 		(long long)(counter(h1, "not_ip") - counter(h0, "not_ip")));
-	cr_expect_eq(s->wrong[0], 0, "tenant 9's frames reached tenant 7's viewer");
-	cr_expect_eq(s->wrong[1], 0, "tenant 7's frames reached tenant 9's viewer");
-	cr_expect_eq(s->got[0], N_PER_TENANT, "tenant 7's viewer got %u of %u", s->got[0], N_PER_TENANT);
-	cr_expect_eq(s->got[1], N_PER_TENANT, "tenant 9's viewer got %u of %u", s->got[1], N_PER_TENANT);
+	cr_expect_eq(s->view.wrong[0], 0, "tenant 9's frames reached tenant 7's viewer");
+	cr_expect_eq(s->view.wrong[1], 0, "tenant 7's frames reached tenant 9's viewer");
+	cr_expect_eq(s->view.got[0], N_PER_TENANT, "tenant 7's viewer got %u of %u", s->view.got[0], N_PER_TENANT);
+	cr_expect_eq(s->view.got[1], N_PER_TENANT, "tenant 9's viewer got %u of %u", s->view.got[1], N_PER_TENANT);
 	cr_expect_eq(s->pongs, 2 * N_PINGS, "the host answered %u of %u pings through the shield",
 		     s->pongs, 2 * N_PINGS);
 

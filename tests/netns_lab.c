@@ -31,6 +31,49 @@ fg_lab_sh(const char *fmt, ...)
 }
 
 void
+fg_lab_name(struct fg_lab *lab, const char *tag)
+{
+	int pid = (int)getpid();
+
+	snprintf(lab->cam_ns, sizeof(lab->cam_ns), "%scam%d", tag, pid);
+	snprintf(lab->view_ns, sizeof(lab->view_ns), "%sview%d", tag, pid);
+	snprintf(lab->vc, sizeof(lab->vc), "%svc%d", tag, pid);
+	snprintf(lab->rc, sizeof(lab->rc), "%src%d", tag, pid);
+	snprintf(lab->vv, sizeof(lab->vv), "%svv%d", tag, pid);
+	snprintf(lab->rv, sizeof(lab->rv), "%srv%d", tag, pid);
+}
+
+int
+fg_lab_links(const struct fg_lab *l)
+{
+	if (fg_lab_sh("ip netns add %s && ip netns add %s", l->cam_ns, l->view_ns) != 0 ||
+	    fg_lab_sh("ip link add %s type veth peer name %s netns %s", l->rc, l->vc, l->cam_ns) != 0 ||
+	    fg_lab_sh("ip link add %s type veth peer name %s netns %s", l->rv, l->vv, l->view_ns) != 0 ||
+	    /* The router's ends: no IPv6 chatter. */
+	    fg_lab_sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
+		      " && ip link set %s up && ip link set %s up", l->rc, l->rv, l->rc, l->rv) != 0 ||
+	    fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
+		      " && ip -n %s addr add 198.18.1.2/24 dev %s",
+		      l->cam_ns, l->cam_ns, l->vc, l->cam_ns, l->vc) != 0 ||
+	    fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
+		      " && ip -n %s addr add 198.18.2.2/24 dev %s",
+		      l->view_ns, l->view_ns, l->vv, l->view_ns, l->vv) != 0)
+		return -1;
+	return 0;
+}
+
+void
+fg_lab_remove(const struct fg_lab *l)
+{
+	if (l->cam_ns[0] == '\0')
+		return;
+	fg_lab_sh("ip netns del %s 2>/dev/null", l->cam_ns);
+	fg_lab_sh("ip netns del %s 2>/dev/null", l->view_ns);
+	fg_lab_sh("ip link del %s 2>/dev/null", l->rc);
+	fg_lab_sh("ip link del %s 2>/dev/null", l->rv);
+}
+
+void
 fg_lab_read_mac(const char *ns, const char *ifname, char *mac)
 {
 	char path[128], cmd[256];

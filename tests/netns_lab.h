@@ -14,6 +14,26 @@
 
 #define FG_LAB_SEQ_MAX (1u << 20)
 
+/* Two namespaces tied to the root one by veth pairs:
+ *   cam_ns  [vc] 198.18.1.2/24  <->  rc (root: the router's camera side)
+ *   view_ns [vv] 198.18.2.2/24  <->  rv (root: the router's viewer side)
+ * The root ends are up, without IPv6 and without addresses; each test adds
+ * what its router needs (an address on rc, or a static neighbour). */
+struct fg_lab {
+	char cam_ns[32], view_ns[32];
+	char vc[16], rc[16], vv[16], rv[16];
+};
+
+/* Names unique to this process, starting with tag (at most 4 letters). */
+void fg_lab_name(struct fg_lab *lab, const char *tag);
+
+/* Make the namespaces and links: 0, or -1 (whatever was made stays for
+ * fg_lab_remove). */
+int fg_lab_links(const struct fg_lab *lab);
+
+/* Remove the namespaces, and with them the veths. */
+void fg_lab_remove(const struct fg_lab *lab);
+
 /* Run a shell command built like printf; its exit status. */
 int fg_lab_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -36,7 +36,8 @@
 #define N_PER_TENANT 300
 #define N_SPOOFED 100
 
-static char cam_ns[32], view_ns[32], vc[16], rc[16], vv[16], rv[16], dir[64];
+static struct fg_lab lab;
+static char dir[64];
 static pid_t router = -1;
 
 static void
@@ -47,12 +48,7 @@ cleanup(void)
 		waitpid(router, NULL, 0);
 		router = -1;
 	}
-	/* Deleting a namespace deletes its end of each veth, and with it the
-	 * root end. */
-	fg_lab_sh("ip netns del %s 2>/dev/null", cam_ns);
-	fg_lab_sh("ip netns del %s 2>/dev/null", view_ns);
-	fg_lab_sh("ip link del %s 2>/dev/null", rc);
-	fg_lab_sh("ip link del %s 2>/dev/null", rv);
+	fg_lab_remove(&lab);
 	fg_lab_sh("rm -rf %s", dir);
 }
 
@@ -69,35 +65,20 @@ cleanup(void)
 static void
 setup(void)
 {
-	int pid = (int)getpid();
 	char mac_rc[32], mac_vv[32];
 
-	snprintf(cam_ns, sizeof(cam_ns), "fgcam%d", pid);
-	snprintf(view_ns, sizeof(view_ns), "fgview%d", pid);
-	snprintf(vc, sizeof(vc), "fvc%d", pid);
-	snprintf(rc, sizeof(rc), "frc%d", pid);
-	snprintf(vv, sizeof(vv), "fvv%d", pid);
-	snprintf(rv, sizeof(rv), "frv%d", pid);
+	fg_lab_name(&lab, "fg");
 	snprintf(dir, sizeof(dir), "/tmp/fg_netns.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	if (geteuid() != 0)
 		cr_skip_test("needs root for network namespaces");
 
-	SETUP_OK(fg_lab_sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
-	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
-	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
-	/* The router's ends carry no address and no IPv6 chatter. */
-	SETUP_OK(fg_lab_sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
-			" && ip link set %s up && ip link set %s up", rc, rv, rc, rv) == 0);
-	fg_lab_read_mac(NULL, rc, mac_rc);
-	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
-			" && ip -n %s addr add 198.18.1.2/24 dev %s"
-			" && ip -n %s neigh replace 198.18.1.1 lladdr %s dev %s nud permanent",
-			cam_ns, cam_ns, vc, cam_ns, vc, cam_ns, mac_rc, vc) == 0);
-	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
-			" && ip -n %s addr add 198.18.2.2/24 dev %s",
-			view_ns, view_ns, vv, view_ns, vv) == 0);
-	fg_lab_read_mac(view_ns, vv, mac_vv);
+	SETUP_OK(fg_lab_links(&lab) == 0);
+	fg_lab_read_mac(NULL, lab.rc, mac_rc);
+	/* The router's end has no address: the camera host knows its MAC. */
+	SETUP_OK(fg_lab_sh("ip -n %s neigh replace 198.18.1.1 lladdr %s dev %s nud permanent",
+			   lab.cam_ns, mac_rc, lab.vc) == 0);
+	fg_lab_read_mac(lab.view_ns, lab.vv, mac_vv);
 
 	/* Mappings: tenant 7's camera 0xa1 to sink 6000, tenant 9's 0xb1 to
 	 * sink 6001, both on the viewer host. */
@@ -142,7 +123,7 @@ struct shared {
 static int
 camera_socket(struct sockaddr_in *dst)
 {
-	fg_lab_enter_ns(cam_ns);
+	fg_lab_enter_ns(lab.cam_ns);
 	*dst = (struct sockaddr_in){ .sin_family = AF_INET,
 				     .sin_port = htons(FG_DEFAULT_FRAME_PORT) };
 	inet_pton(AF_INET, "198.18.1.1", &dst->sin_addr);
@@ -179,7 +160,7 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	snprintf(eal, sizeof(eal),
 		 "--no-huge -m 512 --no-pci --no-shconf --file-prefix=fgns%d --no-telemetry -l 0"
 		 " --log-level=*:error --vdev net_af_packet0,iface=%s,framecnt=4096 --vdev net_af_packet1,iface=%s,framecnt=4096",
-		 (int)getpid(), rc, rv);
+		 (int)getpid(), lab.rc, lab.rv);
 	snprintf(cmd, sizeof(cmd), "%s --config %s/config.json --mappings %s/mappings.jsonl"
 		 " --stats %s/stats.json --duration 60", FG_FRAMEGATE, dir, dir, dir);
 
@@ -213,7 +194,7 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		fg_lab_viewer(view_ns, &sh->view, ready[1]);
+		fg_lab_viewer(lab.view_ns, &sh->view, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1, "the viewer did not start");
 	cpid = fork();
 	if (cpid == 0)
@@ -301,7 +282,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 			 "exec %s --no-huge -m 512 --no-pci --no-shconf --file-prefix=fgnsa%d --no-telemetry -l 0"
 			 " --log-level=*:error --vdev net_af_packet0,iface=%s,framecnt=4096 --vdev net_af_packet1,iface=%s,framecnt=4096"
 			 " -- --config %s/config.json --mappings %s/mappings.jsonl --duration 60 >/dev/null",
-			 FG_FRAMEGATE, (int)getppid(), rc, rv, dir, dir);
+			 FG_FRAMEGATE, (int)getppid(), lab.rc, lab.rv, dir, dir);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -317,7 +298,7 @@ Test(netns, after_device_del_returns_no_frame_of_it_is_forwarded)
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		fg_lab_viewer(view_ns, &sh->view, ready[1]);
+		fg_lab_viewer(lab.view_ns, &sh->view, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1);
 	cpid = fork();
 	if (cpid == 0)

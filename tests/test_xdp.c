@@ -373,7 +373,8 @@ Test(xdp, a_change_the_maps_refuse_is_not_acknowledged, .fini = rp_cleanup)
 static const uint8_t key9[16] = { 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
 				  0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f };
 
-static char cam_ns[32], view_ns[32], vc[16], rc[16], vv[16], rv[16], dir[64], prefix[32];
+static struct fg_lab lab;
+static char dir[64], prefix[32];
 static pid_t router = -1;
 
 static void
@@ -397,10 +398,7 @@ e2e_cleanup(void)
 		waitpid(router, NULL, 0);
 		router = -1;
 	}
-	fg_lab_sh("ip netns del %s 2>/dev/null", cam_ns);
-	fg_lab_sh("ip netns del %s 2>/dev/null", view_ns);
-	fg_lab_sh("ip link del %s 2>/dev/null", rc);
-	fg_lab_sh("ip link del %s 2>/dev/null", rv);
+	fg_lab_remove(&lab);
 	fg_lab_sh("rm -rf %s /var/run/dpdk/%s", dir, prefix);
 	rm_default_pins();
 }
@@ -422,31 +420,16 @@ e2e_setup(void)
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root for namespaces, XDP and BPF maps");
-	snprintf(cam_ns, sizeof(cam_ns), "fgxcam%d", pid);
-	snprintf(view_ns, sizeof(view_ns), "fgxview%d", pid);
-	snprintf(vc, sizeof(vc), "fxvc%d", pid);
-	snprintf(rc, sizeof(rc), "fxrc%d", pid);
-	snprintf(vv, sizeof(vv), "fxvv%d", pid);
-	snprintf(rv, sizeof(rv), "fxrv%d", pid);
+	fg_lab_name(&lab, "fx");
 	snprintf(prefix, sizeof(prefix), "fgxdp%d", pid);
 	snprintf(dir, sizeof(dir), "/tmp/fg_xdp.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 
 	/* Camera side: the router's end rc carries the host address (what ping
 	 * reaches), and the shield, attached by DPDK. */
-	SETUP_OK(fg_lab_sh("ip netns add %s && ip netns add %s", cam_ns, view_ns) == 0);
-	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rc, vc, cam_ns) == 0);
-	SETUP_OK(fg_lab_sh("ip link add %s type veth peer name %s netns %s", rv, vv, view_ns) == 0);
-	SETUP_OK(fg_lab_sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 net.ipv6.conf.%s.disable_ipv6=1"
-			" && ip addr add 198.18.1.1/24 dev %s && ip link set %s up && ip link set %s up",
-			rc, rv, rc, rc, rv) == 0);
-	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
-			" && ip -n %s addr add 198.18.1.2/24 dev %s",
-			cam_ns, cam_ns, vc, cam_ns, vc) == 0);
-	SETUP_OK(fg_lab_sh("ip -n %s link set lo up && ip -n %s link set %s up"
-			" && ip -n %s addr add 198.18.2.2/24 dev %s",
-			view_ns, view_ns, vv, view_ns, vv) == 0);
-	fg_lab_read_mac(view_ns, vv, mac_vv);
+	SETUP_OK(fg_lab_links(&lab) == 0);
+	SETUP_OK(fg_lab_sh("ip addr add 198.18.1.1/24 dev %s", lab.rc) == 0);
+	fg_lab_read_mac(lab.view_ns, lab.vv, mac_vv);
 
 	/* Tenant 7's camera 0xa1 without a key, tenant 9's 0xb1 with one. */
 	snprintf(path, sizeof(path), "%s/mappings.jsonl", dir);
@@ -472,7 +455,7 @@ e2e_setup(void)
 		" \"ports\": [\n"
 		"  {\"port\": 0, \"role\": \"ingress\"},\n"
 		"  {\"port\": 1, \"role\": \"egress\", \"next_hop_mac\": \"%s\", \"ipv4\": \"198.18.2.1\"}\n"
-		" ]}\n", FRAME_PORT, dir, dir, rc, mac_vv);
+		" ]}\n", FRAME_PORT, dir, dir, lab.rc, mac_vv);
 	fclose(f);
 }
 
@@ -544,7 +527,7 @@ camera(struct shared *s)
 	struct sockaddr_in other = { .sin_family = AF_INET, .sin_port = htons(9999) };
 	int fd;
 
-	fg_lab_enter_ns(cam_ns);
+	fg_lab_enter_ns(lab.cam_ns);
 	for (uint16_t i = 0; i < N_PINGS; i++)
 		s->pongs += (unsigned int)ping_once(i);
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -629,7 +612,7 @@ Test(xdp, shield_on_af_xdp_drops_in_the_kernel_and_the_host_stays_reachable,
 			 " --vdev net_af_packet1,iface=%s,framecnt=4096"
 			 " -- --config %s/config.json --mappings %s/mappings.jsonl --stats %s/stats.json"
 			 " --duration 60",
-			 dir, FG_FRAMEGATE, prefix, rc, FG_SHIELD_OBJ, rv, dir, dir, dir);
+			 dir, FG_FRAMEGATE, prefix, lab.rc, FG_SHIELD_OBJ, lab.rv, dir, dir, dir);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -650,15 +633,15 @@ Test(xdp, shield_on_af_xdp_drops_in_the_kernel_and_the_host_stays_reachable,
 		_exit(0);
 	}
 	fclose(rf);
-	snprintf(cmd, sizeof(cmd), "ip link show %s | grep -q 'prog/xdp.*fg_shield'", rc);
-	cr_expect_eq(fg_lab_sh("%s", cmd), 0, "%s does not run fg_shield", rc);
+	snprintf(cmd, sizeof(cmd), "ip link show %s | grep -q 'prog/xdp.*fg_shield'", lab.rc);
+	cr_expect_eq(fg_lab_sh("%s", cmd), 0, "%s does not run fg_shield", lab.rc);
 	expect_in_step(sock, "after start");
 	h0 = health(sock);
 
 	cr_assert_eq(pipe(ready), 0);
 	vpid = fork();
 	if (vpid == 0)
-		fg_lab_viewer(view_ns, &s->view, ready[1]);
+		fg_lab_viewer(lab.view_ns, &s->view, ready[1]);
 	cr_assert_eq(read(ready[0], line, 1), 1, "the viewer did not start");
 	cpid = fork();
 	if (cpid == 0)

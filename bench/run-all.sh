@@ -294,9 +294,9 @@ record "{\"kind\":\"verdict\",\"mappings\":${verdict_args[1]},\"tenants\":${verd
 
 # ---- 6. the shield -------------------------------------------------------------------
 
-if [ "$(id -u)" = 0 ] && [ -x build/fg-bench-shield ]; then
+if [ "$(id -u)" = 0 ] && [ -x build/bench/fg-bench-shield ]; then
   say "== XDP shield against an XDP_PASS program: fg-bench-shield ${shield_args[*]}"
-  if build/fg-bench-shield "${shield_args[@]}" > "$work/log/shield.txt" 2>&1; then
+  if build/bench/fg-bench-shield "${shield_args[@]}" > "$work/log/shield.txt" 2>&1; then
     sed 's/^/   /' "$work/log/shield.txt"
     read -r sa sb <<< "$(sed -nE 's/^forwarded frames.*shield ([0-9.]+) ns, pass ([0-9.]+) ns.*/\1 \2/p' "$work/log/shield.txt")"
     [ -n "${sa:-}" ] || die "fg-bench-shield printed no summary; see $work/log/shield.txt"
@@ -306,7 +306,7 @@ if [ "$(id -u)" = 0 ] && [ -x build/fg-bench-shield ]; then
     record "{\"kind\":\"shield\",\"skipped\":\"$(tail -1 "$work/log/shield.txt" | tr -d '"\\')\"}"
   fi
 else
-  record '{"kind":"shield","skipped":"needs root and build/fg-bench-shield"}'
+  record '{"kind":"shield","skipped":"needs root and build/bench/fg-bench-shield"}'
 fi
 
 # ---- 1 and 7. forwarding throughput --------------------------------------------------

@@ -31,6 +31,7 @@
 #include "counters.h"
 #include "eal_quick.h"
 #include "framebuild.h"
+#include "median.h"
 #include "ownership.h"
 #include "verdict.h"
 
@@ -43,21 +44,6 @@ splitmix64(uint64_t x)
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return x ^ (x >> 31);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, unsigned int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void
@@ -204,7 +190,7 @@ main(int argc, char **argv)
 		b[r] = (double)cb / (n_bursts * BURST);
 		printf("%5u  %16.1f  %36.1f  %4.2f\n", r + 1, a[r], b[r], a[r] / b[r]);
 	}
-	double ma = median(a, rounds), mb = median(b, rounds);
+	double ma = fg_median(a, rounds), mb = fg_median(b, rounds);
 
 	printf("median %15.1f  %36.1f  %4.2f\n", ma, mb, ma / mb);
 	printf("verdict engine: %.1f cycles/packet; bare lookup: %.1f cycles/packet; ratio %.2f (TSC %.2f GHz)\n",

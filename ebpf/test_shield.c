@@ -32,7 +32,8 @@
 #include <sodium/crypto_shorthash_siphash24.h>
 #include <sodium/randombytes.h>
 
-#include "mapfile.h"
+#include "eal_quick.h"
+#include "shield_fill.h"
 #include "shield.h"
 
 #define MAX_PKTS 256
@@ -115,75 +116,15 @@ vector_named(const char *name)
 	return NULL;
 }
 
-/*
- * The mapping file, mirrored into the shield's maps op by op, decoded by the
- * control plane's own decoder. Sinks are not the shield's (check 9 stays in
- * userspace). A move keeps the device's key unless it names one (SPEC 4).
- */
-static void
-mirror_op(struct fg_shield *s, const struct fg_op *op)
-{
-	struct fg_shield_owner old;
-	int ret = 0;
-
-	switch (op->kind) {
-	case FG_OP_TENANT:
-		ret = fg_shield_tenant_put(s, op->tenant.tenant_id, false);
-		break;
-	case FG_OP_SUSPEND:
-	case FG_OP_RESUME:
-		ret = fg_shield_tenant_put(s, op->id, op->kind == FG_OP_SUSPEND);
-		break;
-	case FG_OP_DEL_TENANT:
-		ret = fg_shield_tenant_del(s, op->id);
-		break;
-	case FG_OP_DEVICE:
-		ret = fg_shield_owner_put(s, op->device.tenant_id, op->device.device_id,
-					  op->device.epoch,
-					  op->device.has_key ? op->device.key : NULL);
-		break;
-	case FG_OP_MOVE:
-		cr_assert_eq(fg_shield_owner_get(s, op->move.from, op->move.device_id,
-						 &old), 0);
-		ret = fg_shield_owner_put(s, op->move.to, op->move.device_id,
-			op->move.epoch,
-			op->move.has_key ? op->move.key
-			: (old.flags & FG_SHIELD_OWNER_HAS_KEY) ? old.key : NULL);
-		if (ret == 0)
-			ret = fg_shield_owner_del(s, op->move.from, op->move.device_id);
-		break;
-	case FG_OP_DEL_DEVICE:
-		ret = fg_shield_owner_del(s, op->del_device.tenant_id,
-					  op->del_device.device_id);
-		break;
-	case FG_OP_SINK:
-	case FG_OP_DEL_SINK:
-		break;
-	}
-	cr_assert_eq(ret, 0, "mirroring op %d: %s", op->kind, strerror(-ret));
-}
-
+/* The vectors' mapping file into the shield's maps, through the control
+ * plane's own mirror (control/shield_fill.c): what a router would write. */
 static void
 load_mappings(struct fg_shield *s)
 {
-	FILE *f = fopen(vector_path("mappings.jsonl"), "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	struct fg_err err = { 0 };
 
-	cr_assert_not_null(f, "mappings.jsonl: %s", strerror(errno));
-	while ((len = getline(&line, &cap, f)) > 0) {
-		struct fg_op op;
-		struct fg_err err = { 0 };
-
-		if (len <= 1)
-			continue;
-		cr_assert_eq(fg_op_parse(line, (size_t)len, &op, &err), 0,
-			     "mappings.jsonl: %s", err.msg);
-		mirror_op(s, &op);
-	}
-	free(line);
-	fclose(f);
+	cr_assert_eq(fg_eal_quick_start("fgshieldtest", 128), 0, "EAL did not start");
+	cr_assert_eq(fg_shield_fill(s, vector_path("mappings.jsonl"), &err), 0, "%s", err.msg);
 }
 
 /* An AF_XDP socket bound to lo's rx queue 0 in copy mode: enough for

@@ -28,9 +28,11 @@
 #define PCAP_DONT_INCLUDE_PCAP_BPF_H
 #include <pcap/pcap.h>
 
-#include "mapfile.h"
+#include "eal_quick.h"
+#include "median.h"
 #include "pass.skel.h"
 #include "shield.h"
+#include "shield_fill.h"
 
 #define MAX_PKTS 256
 #define MAX_ROUNDS 101
@@ -98,68 +100,19 @@ read_vectors(const char *dir, struct pkt *pkts)
 	return n;
 }
 
-/* The mapping file into the maps, decoded by the control plane's decoder:
- * tenants, suspensions and devices (a move keeps the key, SPEC 4). */
+/* The vectors' mapping file into the maps, through the control plane's own
+ * mirror (control/shield_fill.c). */
 static void
 load_mappings(struct fg_shield *s, const char *dir)
 {
+	struct fg_err err = { 0 };
 	char path[4096];
-	FILE *f;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
 
 	snprintf(path, sizeof(path), "%s/mappings.jsonl", dir);
-	f = fopen(path, "r");
-	if (f == NULL)
-		die("cannot open %s", path);
-	while ((len = getline(&line, &cap, f)) > 1) {
-		struct fg_err err = { 0 };
-		struct fg_shield_owner old;
-		struct fg_op op;
-		int ret = 0;
-
-		if (fg_op_parse(line, (size_t)len, &op, &err) < 0)
-			die("%s", err.msg);
-		switch (op.kind) {
-		case FG_OP_TENANT:
-			ret = fg_shield_tenant_put(s, op.tenant.tenant_id, false);
-			break;
-		case FG_OP_SUSPEND:
-		case FG_OP_RESUME:
-			ret = fg_shield_tenant_put(s, op.id, op.kind == FG_OP_SUSPEND);
-			break;
-		case FG_OP_DEL_TENANT:
-			ret = fg_shield_tenant_del(s, op.id);
-			break;
-		case FG_OP_DEVICE:
-			ret = fg_shield_owner_put(s, op.device.tenant_id,
-				op.device.device_id, op.device.epoch,
-				op.device.has_key ? op.device.key : NULL);
-			break;
-		case FG_OP_MOVE:
-			ret = fg_shield_owner_get(s, op.move.from, op.move.device_id, &old);
-			if (ret == 0)
-				ret = fg_shield_owner_put(s, op.move.to,
-					op.move.device_id, op.move.epoch,
-					op.move.has_key ? op.move.key
-					: (old.flags & FG_SHIELD_OWNER_HAS_KEY) ? old.key : NULL);
-			if (ret == 0)
-				ret = fg_shield_owner_del(s, op.move.from, op.move.device_id);
-			break;
-		case FG_OP_DEL_DEVICE:
-			ret = fg_shield_owner_del(s, op.del_device.tenant_id,
-						  op.del_device.device_id);
-			break;
-		case FG_OP_SINK:
-		case FG_OP_DEL_SINK:
-			break;
-		}
-		if (ret < 0)
-			die("mirroring the mapping file: %s", strerror(-ret));
-	}
-	free(line);
-	fclose(f);
+	if (fg_eal_quick_start("fgshieldbench", 128) != 0)
+		die("%s", "EAL did not start");
+	if (fg_shield_fill(s, path, &err) != 0)
+		die("%s", err.msg);
 }
 
 /* Mean ns per run of `repeat` runs of one packet, and the action. */
@@ -175,21 +128,6 @@ time_prog(int prog_fd, const struct pkt *p, unsigned int repeat, int *action)
 		die("test run: %s", strerror(errno));
 	*action = (int)o.retval;
 	return (double)o.duration;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, unsigned int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* The drops measured: the first vector of each of these reasons. */
@@ -264,8 +202,8 @@ main(int argc, char **argv)
 			b[r] = time_prog(bpf_program__fd(pass->progs.fg_pass), p,
 					 repeat, &act_b);
 		}
-		ma = median(a, rounds);
-		mb = median(b, rounds);
+		ma = fg_median(a, rounds);
+		mb = fg_median(b, rounds);
 		printf("%-40.40s %5u %-9s %9.1f %9.1f %9.2f\n", p->name, p->len,
 		       act_a == XDP_DROP ? "drop" : act_a == XDP_PASS
 		       ? (p->reason == FG_PASS ? "fwd*" : "pass") : "other",

@@ -43,30 +43,21 @@ fg_rp_init_with(struct fg_router_proc *rp, const char *extra_json)
 	fclose(f);
 }
 
-bool
-fg_rp_start(struct fg_router_proc *rp, const char *extra)
+pid_t
+fg_router_spawn(const char *cmd, bool *serving)
 {
 	int out[2];
 	char line[512];
-	bool ok = false;
+	pid_t pid;
 	FILE *rf;
 
+	*serving = false;
 	if (pipe(out) != 0)
-		return false;
-	rp->starts++;
-	rp->pid = fork();
-	if (rp->pid == 0) {
-		char cmd[4096];
-
+		return -1;
+	pid = fork();
+	if (pid == 0) {
 		dup2(out[1], 2);
 		close(out[0]);
-		snprintf(cmd, sizeof(cmd),
-			 "exec %s --no-huge -m 1024 --no-pci --no-shconf --file-prefix=fgctl%d_%u"
-			 " --no-telemetry -l 0 --log-level=*:error"
-			 " --vdev net_pcap0,rx_pcap=%s/vectors/packets.pcap,tx_pcap=/dev/null"
-			 " -- --config %s/config.json %s > /dev/null",
-			 FG_FRAMEGATE, (int)getppid(), rp->starts, FG_TEST_DIR, rp->dir,
-			 extra ? extra : "");
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -74,7 +65,7 @@ fg_rp_start(struct fg_router_proc *rp, const char *extra)
 	rf = fdopen(out[0], "r");
 	while (fgets(line, sizeof(line), rf) != NULL) {
 		if (strstr(line, "framegate: forwarding") != NULL) {
-			ok = true;
+			*serving = true;
 			break;
 		}
 		if (strstr(line, "main lcore forwards") == NULL)
@@ -83,12 +74,29 @@ fg_rp_start(struct fg_router_proc *rp, const char *extra)
 	/* Keep reading its stderr in the background so it never blocks. */
 	if (fork() == 0) {
 		while (fgets(line, sizeof(line), rf) != NULL)
-			if (strstr(line, "journal") != NULL || strstr(line, "ALARM") != NULL)
-				fprintf(stderr, "router: %s", line);
+			fprintf(stderr, "router: %s", line);
 		_exit(0);
 	}
 	fclose(rf);
-	return ok;
+	return pid;
+}
+
+bool
+fg_rp_start(struct fg_router_proc *rp, const char *extra)
+{
+	char cmd[4096];
+	bool serving;
+
+	rp->starts++;
+	snprintf(cmd, sizeof(cmd),
+		 "exec %s --no-huge -m 1024 --no-pci --no-shconf --file-prefix=fgctl%d_%u"
+		 " --no-telemetry -l 0 --log-level=*:error"
+		 " --vdev net_pcap0,rx_pcap=%s/vectors/packets.pcap,tx_pcap=/dev/null"
+		 " -- --config %s/config.json %s > /dev/null",
+		 FG_FRAMEGATE, (int)getpid(), rp->starts, FG_TEST_DIR, rp->dir,
+		 extra ? extra : "");
+	rp->pid = fg_router_spawn(cmd, &serving);
+	return rp->pid > 0 && serving;
 }
 
 void

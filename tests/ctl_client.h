@@ -18,6 +18,10 @@ struct fg_router_proc {
 	unsigned int starts;
 };
 
+/* Run a router: `sh -c cmd`, its stderr echoed with a "router: " prefix,
+ * until it says it is serving (*serving) or ends. Its pid, or -1. */
+pid_t fg_router_spawn(const char *cmd, bool *serving);
+
 /* Make the folder and config; no process yet. extra_json: more top-level
  * configuration keys ("\"compact_bytes\": 4096, "), or NULL. */
 void fg_rp_init(struct fg_router_proc *rp);

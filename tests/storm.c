@@ -68,6 +68,7 @@
 #include <framegate/wire.h>
 
 #include "../tools/framebuild.h"
+#include "ctl_client.h"
 #include "refmodel.h"
 
 #define MAX_SINKS 3                 /* sinks of one mapping, here */
@@ -642,52 +643,22 @@ router_runtime_cleanup(unsigned int start)
 static bool
 router_start(const char *mappings)
 {
-	int out[2];
-	char line[512], prefix[64];
-	bool ok = false;
-	FILE *rf;
+	char cmd[4096], prefix[64];
+	bool serving;
 
-	if (pipe(out) != 0)
-		return false;
 	router.starts++;
 	router_prefix(prefix, sizeof(prefix), router.starts);
-	router.pid = fork();
-	if (router.pid == 0) {
-		char cmd[4096];
-
-		dup2(out[1], 2);
-		close(out[0]);
-		snprintf(cmd, sizeof(cmd),
-			 "exec %s --no-huge -m 1024 --no-pci --file-prefix=%s --no-telemetry -l 0"
-			 " --log-level=*:error"
-			 " --vdev net_memif0,role=client,socket=%s/cam.sock,id=0,rsize=10"
-			 " --vdev net_memif1,role=client,socket=%s/view.sock,id=1,rsize=14"
-			 " -- --config %s %s%s > %s/router%u.out",
-			 FG_FRAMEGATE, prefix, router.dir, router.dir, router.config,
-			 mappings ? "--mappings " : "", mappings ? mappings : "", router.dir,
-			 router.starts);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	rf = fdopen(out[0], "r");
-	while (fgets(line, sizeof(line), rf) != NULL) {
-		if (strstr(line, "framegate: forwarding") != NULL) {
-			ok = true;
-			fprintf(stderr, "router: %s", line);
-			break;
-		}
-		if (strstr(line, "main lcore forwards") == NULL)
-			fprintf(stderr, "router: %s", line);
-	}
-	if (fork() == 0) {
-		while (fgets(line, sizeof(line), rf) != NULL)
-			if (strstr(line, "main lcore forwards") == NULL)
-				fprintf(stderr, "router: %s", line);
-		_exit(0);
-	}
-	fclose(rf);
-	return ok;
+	snprintf(cmd, sizeof(cmd),
+		 "exec %s --no-huge -m 1024 --no-pci --file-prefix=%s --no-telemetry -l 0"
+		 " --log-level=*:error"
+		 " --vdev net_memif0,role=client,socket=%s/cam.sock,id=0,rsize=10"
+		 " --vdev net_memif1,role=client,socket=%s/view.sock,id=1,rsize=14"
+		 " -- --config %s %s%s > %s/router%u.out",
+		 FG_FRAMEGATE, prefix, router.dir, router.dir, router.config,
+		 mappings ? "--mappings " : "", mappings ? mappings : "", router.dir,
+		 router.starts);
+	router.pid = fg_router_spawn(cmd, &serving);
+	return router.pid > 0 && serving;
 }
 
 static void

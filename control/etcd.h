@@ -61,13 +61,15 @@ struct fg_etcd_kv {
 	int64_t create_revision, mod_revision, version;
 };
 
-/* The key range [key, range_end). range_end NULL: the key alone. Use
- * fg_etcd_prefix_end() for "every key starting with key". */
+/* The key range [key, range_end). range_end NULL: the key alone; "" (empty):
+ * every key from key on (etcd's "\0"). Use fg_etcd_prefix_end() for "every
+ * key starting with key". */
 typedef int fg_etcd_kv_fn(void *ctx, const struct fg_etcd_kv *kv);
 
 /* The first key after every key that starts with prefix (etcd's usual
- * prefix range end: the last byte below 0xff incremented, the rest cut).
- * Writes into out (size >= strlen(prefix)+1). */
+ * prefix range end: the last byte below 0xff incremented, the rest cut;
+ * "" when there is none, i.e. to the end). Writes into out (size >=
+ * strlen(prefix)+1). */
 void fg_etcd_prefix_end(const char *prefix, char *out);
 
 /*
@@ -130,8 +132,9 @@ int fg_etcd_txn(struct fg_etcd *e,
 /* Compact the store's history up to revision (physical: waits until done). */
 int fg_etcd_compact(struct fg_etcd *e, int64_t revision, struct fg_err *err);
 
-/* The answering member's status: its member id, the leader's member id and
- * the current revision. */
+/* The answering member's status: its member id, the leader's member id (0:
+ * none known) and the current revision. endpoint: ask that member only (no
+ * failover); NULL: the usual endpoint list. */
 struct fg_etcd_status {
 	uint64_t member_id, leader_id;
 	int64_t revision, raft_term;
@@ -158,7 +161,10 @@ typedef int fg_etcd_watch_fn(void *ctx, int64_t revision,
 /* Start watching [key, range_end) from start_revision (events with a
  * mod_revision >= it), with progress notifications. Returns at once: the
  * connection is made by fg_etcd_watch_poll. 0 or -errno. A watch already
- * running on e is stopped first. */
+ * running on e is stopped first. The watch goes to the endpoint the last
+ * request answered on; a watch that ended because its member went away
+ * (-ECONNRESET) moves that choice to the next endpoint, so the next watch
+ * goes to another member. */
 int fg_etcd_watch_start(struct fg_etcd *e, const char *key, const char *range_end,
 			int64_t start_revision, struct fg_err *err);
 
@@ -173,14 +179,18 @@ int fg_etcd_watch_start(struct fg_etcd *e, const char *key, const char *range_en
  *                is over;
  *   -EPROTO / -EIO as above; the watch is over.
  * After the watch is over, start a new one. *progress_rev (may be NULL) gets
- * the latest header revision seen on the stream (progress notifications and
- * events), 0 if none yet.
+ * the revision up to which the stream has delivered everything: the latest
+ * of the delivered events' revisions and of the progress notifications'
+ * header revisions (not the header of an events response, which may run
+ * ahead of events still to come), 0 if none yet.
  */
 int fg_etcd_watch_poll(struct fg_etcd *e, int timeout_ms,
 		       fg_etcd_watch_fn *fn, void *ctx,
 		       int64_t *compact_rev, int64_t *progress_rev,
 		       struct fg_err *err);
 bool fg_etcd_watching(const struct fg_etcd *e);
+/* The endpoint the running watch went to, or NULL when none runs. */
+const char *fg_etcd_watch_endpoint(const struct fg_etcd *e);
 void fg_etcd_watch_stop(struct fg_etcd *e);
 
 #endif /* FG_ETCD_H */

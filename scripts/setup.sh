@@ -23,6 +23,7 @@ packages=(
   iproute2 procps           # the namespace tests: ip netns, veth, sysctl
   clang libclang-rt-14-dev  # the libFuzzer harnesses (clang also builds ebpf/)
   libbpf-dev bpftool linux-libc-dev  # the XDP shield: libbpf, skeletons, headers
+  libcurl4-openssl-dev etcd-server   # the etcd client, and the test clusters
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then

@@ -31,7 +31,7 @@ fg_emit_json(json_t *o, fg_dump_emit_fn *emit, void *ctx)
 	return ret;
 }
 
-static json_t *
+json_t *
 fg_tenant_json(const struct fg_tenant *e)
 {
 	json_t *o = json_pack("{s:s, s:I}", "op", "tenant", "tenant", (json_int_t)e->tenant_id);
@@ -47,7 +47,7 @@ fg_tenant_json(const struct fg_tenant *e)
 	return o;
 }
 
-static json_t *
+json_t *
 fg_sink_json(const struct fg_sink *e)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -121,6 +121,11 @@ fg_dump(const struct fg_ownership *o, uint32_t tenant, fg_dump_emit_fn *emit,
 						  (json_int_t)e->tenant_id), emit, ctx)) < 0)
 			return ret;
 	}
+	/* A store follower's revision goes with the whole state (a snapshot),
+	 * not with one tenant's. */
+	if (tenant == 0 && fg_ownership_store_revision(o) != 0)
+		return fg_emit_json(json_pack("{s:s, s:I}", "op", "store_revision", "revision",
+					      (json_int_t)fg_ownership_store_revision(o)), emit, ctx);
 	return 0;
 }
 

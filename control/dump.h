@@ -21,7 +21,9 @@ int fg_dump(const struct fg_ownership *o, uint32_t tenant, fg_dump_emit_fn *emit
 /* The whole state to a file, one line each (a journal snapshot). */
 int fg_dump_file(const struct fg_ownership *o, FILE *out);
 
-/* A device mapping as its op object (new reference). */
+/* A tenant, a sink, a device mapping as its op object (new reference). */
+json_t *fg_tenant_json(const struct fg_tenant *e);
+json_t *fg_sink_json(const struct fg_sink *e);
 json_t *fg_device_json(const struct fg_device *e);
 
 #endif /* FG_DUMP_H */

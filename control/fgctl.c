@@ -12,8 +12,11 @@
  * sentence naming the argument and exit 2 rather than a round trip; the
  * router checks everything again (it is the authority).
  *
- * fgctl links jansson only: no DPDK, so it runs on any host that can reach
- * the socket.
+ * With --store, the same commands write to the etcd store that routers
+ * follow (docs/store.md) instead of to one router: control/store_writer.c.
+ *
+ * fgctl links no DPDK code (only its headers, for the op decoder's structs),
+ * so it runs on any host that can reach the socket or the store.
  */
 #define _GNU_SOURCE            /* memrchr */
 #include <arpa/inet.h>
@@ -36,6 +39,7 @@
 
 #include "framegate/ctl.h"
 #include "framegate/wire.h"
+#include "store.h"
 
 #define FGCTL "fgctl"
 #define FGCTL_MAX_RESPONSE (64u << 20)   /* refuse a longer response */
@@ -282,12 +286,15 @@ struct fgctl_cmd {
 
 struct fgctl {
 	const char *socket;
+	const char *store;                       /* --store: etcd endpoints */
+	const char *store_prefix;
 	bool json;
 	int fd;                                  /* -1: not connected / lost */
 	const struct fgctl_cmd *cmd;
 	json_t *val[FGCTL_MAX_ARGS];             /* parsed arguments; NULL: absent */
 };
 
+static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
 static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check;
 static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
 	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
@@ -500,9 +507,11 @@ fgctl_help(FILE *f)
 {
 	fprintf(f,
 		"usage: " FGCTL " [--socket PATH] [--json] COMMAND [ARGUMENTS]\n"
+		"       " FGCTL " --store ENDPOINTS [--store-prefix P] [--json] COMMAND [ARGUMENTS]\n"
 		"       " FGCTL " COMMAND --help\n"
 		"\n"
-		"The operator's client of the framegate router's control socket.\n"
+		"The operator's client of the framegate router's control socket, or with\n"
+		"--store of the etcd store that routers follow.\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
@@ -516,11 +525,17 @@ fgctl_help(FILE *f)
 		"Options:\n"
 		"  --socket PATH   the router's control socket (default $FG_CTL_SOCKET,\n"
 		"                  or " FG_CTL_DEFAULT_SOCKET ")\n"
+		"  --store URLS    write to (or read from) the etcd store routers follow\n"
+		"                  instead: etcd client URLs separated by commas. The tenant,\n"
+		"                  sink and device commands, load (one transaction), dump\n"
+		"                  and health work there; stats, drops and shield ask a router\n"
+		"  --store-prefix P  the store's key prefix (default $FG_STORE_PREFIX or\n"
+		"                  " FG_STORE_PREFIX_DEFAULT ")\n"
 		"  --json          print the router's answer as JSON\n"
 		"  --help          this text; after a command, that command's help\n"
 		"\n"
 		"Exit status: 0 done; 1 refused or invalid; 2 usage error; 3 the router\n"
-		"cannot be reached (or the connection broke).\n");
+		"(or the store) cannot be reached, or the connection broke.\n");
 }
 
 /* ---- messages --------------------------------------------------------------- */
@@ -870,12 +885,186 @@ fgctl_op(struct fgctl *c, const struct fgctl_cmd *cmd)
 	return op;
 }
 
+/* ---- store mode (--store) ------------------------------------------------------ */
+
+static struct fg_store_writer *
+fgctl_store_open(struct fgctl *c, int *ret)
+{
+	struct fg_err err = { 0 };
+	struct fg_store_writer *w = fg_store_writer_open(c->store, c->store_prefix, 5000, &err);
+
+	if (w == NULL) {
+		fprintf(stderr, FGCTL ": --store: %s\n", err.msg);
+		*ret = FG_CTL_EXIT_USAGE;
+	}
+	return w;
+}
+
+/* A store error's exit code: unreachable (3) or refused (1). */
+static int
+fgctl_store_fail(const struct fg_err *err)
+{
+	fprintf(stderr, FGCTL ": %s\n", err->msg);
+	switch (err->code) {
+	case ECONNREFUSED: case ETIMEDOUT: case EHOSTUNREACH: case ECONNRESET:
+		return FG_CTL_EXIT_UNREACHABLE;
+	default:
+		return FG_CTL_EXIT_REFUSED;
+	}
+}
+
+static int
+fgctl_store_emit(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	return fwrite(line, 1, len, stdout) == len && putchar('\n') != EOF ? 0 : -EIO;
+}
+
+static int
+fgctl_store_request(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	struct fg_err err = { 0 };
+	struct fg_store_writer *w;
+	int64_t rev = 0, last = 0;
+	int ret = FG_CTL_EXIT_OK;
+
+	if (cmd->op == NULL && strcmp(cmd->cmd, "rekey") != 0 && strcmp(cmd->cmd, "dump") != 0 &&
+	    strcmp(cmd->cmd, "health") != 0) {
+		fprintf(stderr, FGCTL ": %s asks a router, not the store: give --socket instead of --store\n",
+			cmd->words);
+		return FG_CTL_EXIT_USAGE;
+	}
+	if ((w = fgctl_store_open(c, &ret)) == NULL)
+		return ret;
+	if (cmd->op != NULL) {
+		json_t *op = fgctl_op(c, cmd);
+		char *line = json_dumps(op, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		const char *lines[1] = { line };
+		size_t lens[1] = { line ? strlen(line) : 0 };
+
+		if (line == NULL || fg_store_apply(w, lines, lens, 1, false, &rev, NULL, &err) < 0)
+			ret = line ? fgctl_store_fail(&err) : FG_CTL_EXIT_REFUSED;
+		else if (c->json)
+			printf("{\"revision\":%" PRId64 "}\n", rev);
+		else
+			printf("applied %s at store revision %" PRId64 "\n", line, rev);
+		free(line);
+		json_decref(op);
+	} else if (strcmp(cmd->cmd, "rekey") == 0) {
+		uint8_t key[FG_AUTH_KEY_LEN];
+		json_t *k = fgctl_val(c, "--key");
+		const char *hex = k ? json_string_value(k) : NULL;
+
+		for (int i = 0; hex != NULL && i < FG_AUTH_KEY_LEN; i++)
+			sscanf(hex + 2 * i, "%2hhx", &key[i]);
+		if (fg_store_rekey(w, (uint32_t)json_integer_value(fgctl_val(c, "tenant")),
+				   strtoull(json_string_value(fgctl_val(c, "device")), NULL, 0),
+				   hex ? key : NULL, &rev, &err) < 0)
+			ret = fgctl_store_fail(&err);
+		else if (c->json)
+			printf("{\"revision\":%" PRId64 "}\n", rev);
+		else
+			printf("%s at store revision %" PRId64 "\n", hex ? "key rotated" : "key removed", rev);
+	} else if (strcmp(cmd->cmd, "dump") == 0) {
+		json_t *t = fgctl_val(c, "tenant");
+
+		if (fg_store_dump(w, t ? (uint32_t)json_integer_value(t) : 0, fgctl_store_emit, NULL,
+				  &rev, &err) < 0)
+			ret = fgctl_store_fail(&err);
+	} else {
+		if (fg_store_status(w, &rev, &last, &err) < 0)
+			ret = fgctl_store_fail(&err);
+		else if (c->json)
+			printf("{\"store\":\"%s\",\"prefix\":\"%s\",\"revision\":%" PRId64 ",\"last_change_revision\":%" PRId64 "}\n",
+			       c->store, c->store_prefix, rev, last);
+		else
+			printf("store %s, prefix %s: revision %" PRId64 ", last change under the prefix at %" PRId64 "\n",
+			       c->store, c->store_prefix, rev, last);
+	}
+	fg_store_writer_close(w);
+	return ret;
+}
+
+/* load FILE into the store: one transaction (docs/store.md). */
+static int
+fgctl_store_load(struct fgctl *c, const char *file)
+{
+	struct fg_err err = { 0 };
+	struct fg_store_writer *w;
+	char *text = NULL, *line = NULL;
+	const char **lines = NULL;
+	size_t *lens = NULL, *line_no = NULL, n = 0, cap = 0, lcap = 0, failed = 0;
+	unsigned long no = 0;
+	int64_t rev = 0;
+	ssize_t len;
+	int ret = FG_CTL_EXIT_OK;
+	FILE *f = fopen(file, "r");
+
+	if (f == NULL) {
+		fprintf(stderr, FGCTL ": load: cannot read %s: %s\n", file, strerror(errno));
+		return FG_CTL_EXIT_REFUSED;
+	}
+	while ((len = getline(&line, &lcap, f)) > 0) {
+		no++;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (strspn(line, " \t") == (size_t)len)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			lines = realloc(lines, cap * sizeof(*lines));
+			lens = realloc(lens, cap * sizeof(*lens));
+			line_no = realloc(line_no, cap * sizeof(*line_no));
+			if (lines == NULL || lens == NULL || line_no == NULL) {
+				fprintf(stderr, FGCTL ": out of memory\n");
+				exit(FG_CTL_EXIT_REFUSED);
+			}
+		}
+		lines[n] = strdup(line);
+		lens[n] = (size_t)len;
+		line_no[n++] = no;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, FGCTL ": load: reading %s: %s\n", file, strerror(errno));
+		ret = FG_CTL_EXIT_REFUSED;
+	}
+	fclose(f);
+	free(line);
+	if (ret == FG_CTL_EXIT_OK && (w = fgctl_store_open(c, &ret)) != NULL) {
+		if (fg_store_apply(w, lines, lens, n, true, &rev, &failed, &err) < 0) {
+			if (failed < n && (err.code == EINVAL || err.code == EEXIST || err.code == ENOENT ||
+					   err.code == ESTALE || err.code == ERANGE || err.code == EXDEV ||
+					   err.code == EBUSY || err.code == ENOSPC)) {
+				fprintf(stderr, "%s:%zu: %s\n", file, line_no[failed], err.msg);
+				fprintf(stderr, FGCTL ": load: nothing was written to the store\n");
+				ret = FG_CTL_EXIT_REFUSED;
+			} else {
+				ret = fgctl_store_fail(&err);
+			}
+		} else if (c->json) {
+			printf("{\"applied\":%zu,\"revision\":%" PRId64 "}\n", n, rev);
+		} else {
+			printf("loaded %zu operations from %s at store revision %" PRId64 "\n", n, file, rev);
+		}
+		fg_store_writer_close(w);
+	}
+	for (size_t i = 0; i < n; i++)
+		free((char *)lines[i]);
+	free(lines);
+	free(lens);
+	free(line_no);
+	free(text);
+	return ret;
+}
+
 static int
 fgctl_run_request(struct fgctl *c, const struct fgctl_cmd *cmd)
 {
 	json_t *req, *res;
 	int ret;
 
+	if (c->store != NULL)
+		return fgctl_store_request(c, cmd);
 	if (cmd->op != NULL) {
 		req = json_pack("{s:s, s:o}", "cmd", cmd->cmd, "op", fgctl_op(c, cmd));
 	} else {
@@ -1253,6 +1442,8 @@ fgctl_run_load(struct fgctl *c, const struct fgctl_cmd *cmd)
 	int ret;
 
 	(void)cmd;
+	if (c->store != NULL)
+		return fgctl_store_load(c, file);
 	f = fopen(file, "r");
 	if (f == NULL || fstat(fileno(f), &st) != 0) {
 		fprintf(stderr, FGCTL ": load: cannot read %s: %s\n", file, strerror(errno));
@@ -1378,7 +1569,8 @@ out:
 int
 main(int argc, char **argv)
 {
-	struct fgctl c = { .socket = getenv("FG_CTL_SOCKET"), .fd = -1 };
+	struct fgctl c = { .socket = getenv("FG_CTL_SOCKET"), .fd = -1,
+			   .store_prefix = getenv("FG_STORE_PREFIX") };
 	int k = 1, best = 0, ret;
 
 	if (c.socket == NULL || c.socket[0] == '\0')
@@ -1401,6 +1593,16 @@ main(int argc, char **argv)
 			c.socket = s + 9;
 		} else if (strcmp(s, "--socket") == 0) {
 			return fgctl_usage_error(NULL, "--socket needs a PATH");
+		} else if (strcmp(s, "--store") == 0 && k + 1 < argc) {
+			c.store = argv[++k];
+		} else if (strncmp(s, "--store=", 8) == 0) {
+			c.store = s + 8;
+		} else if (strcmp(s, "--store-prefix") == 0 && k + 1 < argc) {
+			c.store_prefix = argv[++k];
+		} else if (strncmp(s, "--store-prefix=", 15) == 0) {
+			c.store_prefix = s + 15;
+		} else if (strcmp(s, "--store") == 0 || strcmp(s, "--store-prefix") == 0) {
+			return fgctl_usage_error(NULL, "%s needs a value", s);
 		} else {
 			return fgctl_usage_error(NULL, "unknown option \"%s\"", s);
 		}
@@ -1409,6 +1611,10 @@ main(int argc, char **argv)
 		fgctl_help(stderr);
 		return FG_CTL_EXIT_USAGE;
 	}
+	if (c.store_prefix == NULL || c.store_prefix[0] == '\0')
+		c.store_prefix = FG_STORE_PREFIX_DEFAULT;
+	if (c.store != NULL && c.store[0] == '\0')
+		return fgctl_usage_error(NULL, "--store needs etcd endpoints (http://host:2379,...)");
 	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
 		int m = fgctl_match(&fgctl_cmds[i], argc - k, argv + k);
 

@@ -22,6 +22,9 @@ enum fg_op_kind {
 	FG_OP_SUSPEND,
 	FG_OP_RESUME,
 	FG_OP_DEL_TENANT,
+	FG_OP_STORE_REVISION,  /* {"op":"store_revision","revision":R}: the store
+	                        * revision the state equals (a store follower's
+	                        * journal only; docs/store.md) */
 };
 
 struct fg_op {
@@ -39,6 +42,7 @@ struct fg_op {
 			uint64_t device_id;
 		} del_device;
 		uint32_t id;                   /* del_sink, suspend, resume, del_tenant */
+		int64_t revision;              /* store_revision */
 	};
 };
 

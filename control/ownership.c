@@ -43,6 +43,7 @@ struct fg_ownership {
 	struct fg_shield *shield;        /* NULL: no mirror */
 	uint64_t shield_faults;          /* mirror writes failed since resync */
 	struct fg_err shield_last;       /* the latest of them */
+	int64_t store_revision;          /* 0: not following a store */
 };
 
 #define fg_fail fg_err_set
@@ -132,6 +133,18 @@ struct fg_tables *
 fg_ownership_tables(const struct fg_ownership *o)
 {
 	return o->t;
+}
+
+int64_t
+fg_ownership_store_revision(const struct fg_ownership *o)
+{
+	return o->store_revision;
+}
+
+void
+fg_ownership_set_store_revision(struct fg_ownership *o, int64_t revision)
+{
+	o->store_revision = revision;
 }
 
 uint32_t

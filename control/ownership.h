@@ -175,6 +175,12 @@ int fg_device_del_check(struct fg_ownership *o, struct fg_txn *x,
 int fg_device_move_check(struct fg_ownership *o, struct fg_txn *x,
 			 const struct fg_move_spec *s, struct fg_err *err);
 
+/* The store revision the state equals, for a router that follows a store
+ * (docs/store.md); 0 for one that does not. Kept with the state: journaled
+ * and dumped as a store_revision op. */
+int64_t fg_ownership_store_revision(const struct fg_ownership *o);
+void fg_ownership_set_store_revision(struct fg_ownership *o, int64_t revision);
+
 /* The tenant that holds device_id, or 0 when none does. */
 uint32_t fg_device_owner(const struct fg_ownership *o, uint64_t device_id);
 /* Mappings a tenant holds (0 for an unknown tenant). */

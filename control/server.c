@@ -48,6 +48,7 @@
 
 #include "../dataplane/router.h"
 #include "dump.h"
+#include "follower.h"
 #include "mapfile.h"
 #include "server.h"
 #include "shield.h"
@@ -106,6 +107,8 @@ struct fg_server {
 	char *group_text;           /* the accepted ones' lines: one journal record */
 	size_t group_text_cap;
 	uint64_t groups;            /* group commits, for health */
+	struct fg_follower *follower; /* following a store: changes go there */
+	bool test_hooks;            /* FG_TEST_HOOKS=1: test.drift is served */
 };
 
 struct fg_cmd {
@@ -656,7 +659,61 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 		}
 		json_object_set_new(res, "shield", sh);
 	}
+	if (s->follower != NULL)
+		fg_follower_health(s->follower, res);
 	return 0;
+}
+
+/* ---- following a store --------------------------------------------------------- */
+
+static int
+fg_cmd_store_reconcile(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		       struct fg_err *err)
+{
+	(void)c;
+	(void)req;
+	(void)res;
+	if (s->follower == NULL)
+		return fg_err_set(err, ENOENT, "this router does not follow a store (no \"store\" in its configuration)");
+	fg_follower_reconcile_soon(s->follower);
+	return 0;
+}
+
+/*
+ * Tests only (FG_TEST_HOOKS=1 in the router's environment): change one
+ * mapping's epoch, or remove it, in the tables behind the control plane's
+ * back (no journal, no store), as corruption would. A reconcile must find
+ * it.
+ */
+static int
+fg_cmd_test_drift(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+		  struct fg_err *err)
+{
+	struct fg_op op;
+	json_t *o = json_object_get(req, "op");
+	char *line;
+	int ret;
+
+	(void)c;
+	(void)res;
+	if (!s->test_hooks)
+		return fg_err_set(err, EPERM, "test.drift is served only with FG_TEST_HOOKS=1");
+	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (line == NULL)
+		return fg_err_set(err, EINVAL, "test.drift: field \"op\" must be an op object");
+	ret = fg_op_parse(line, strlen(line), &op, err);
+	free(line);
+	if (ret == 0)
+		ret = fg_op_apply(s->own, &op, err);
+	if (ret == 0)
+		fg_tables_sync(fg_ownership_tables(s->own));
+	return ret;
+}
+
+void
+fg_server_set_follower(struct fg_server *s, struct fg_follower *f)
+{
+	s->follower = f;
 }
 
 /* ---- the shield ------------------------------------------------------------ */
@@ -771,6 +828,8 @@ static const struct fg_cmd fg_cmds[] = {
 	{ "health", false, fg_cmd_health },
 	{ "shield.check", false, fg_cmd_shield_check },
 	{ "shield.resync", true, fg_cmd_shield_resync },
+	{ "store.reconcile", true, fg_cmd_store_reconcile },
+	{ "test.drift", true, fg_cmd_test_drift },
 };
 
 /* ---- the socket ------------------------------------------------------------- */
@@ -792,6 +851,10 @@ fg_errno_name(int code)
 	case ENOMEM: return "ENOMEM";
 	case EMSGSIZE: return "EMSGSIZE";
 	case EIO: return "EIO";
+	case EROFS: return "EROFS";
+	case EAGAIN: return "EAGAIN";
+	case E2BIG: return "E2BIG";
+	case EPROTO: return "EPROTO";
 	default: return "EFAULT";
 	}
 }
@@ -986,6 +1049,10 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 		fg_err_set(&err, EPERM, "%s: uid %u may not %s (root or the control group may change state%s)",
 			   cmd->name, (unsigned int)c->uid, cmd->writes ? "change state" : "read state",
 			   s->cfg.read_gid != (gid_t)-1 ? "; the read group may read it" : "");
+	} else if (s->follower != NULL && cmd->writes && cmd->handler != fg_cmd_shield_resync &&
+		   cmd->handler != fg_cmd_store_reconcile && cmd->handler != fg_cmd_test_drift) {
+		fg_err_set(&err, EROFS, "%s: this router follows a store; its mappings change only there (fgctl --store ENDPOINTS ...)",
+			   cmd->name);
 	}
 	if (err.code == 0 && cmd->handler == fg_cmd_apply) {
 		fg_group_add(s, c, req);
@@ -1128,6 +1195,7 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	s->journal = journal;
 	s->router = router;
 	s->started = time(NULL);
+	s->test_hooks = getenv("FG_TEST_HOOKS") != NULL && strcmp(getenv("FG_TEST_HOOKS"), "1") == 0;
 	s->group = calloc(FG_GROUP_MAX, sizeof(*s->group));
 	if (s->group == NULL) {
 		fg_server_free(s);

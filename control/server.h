@@ -40,6 +40,11 @@ struct fg_server *fg_server_create(const struct fg_server_config *cfg,
  * each still accepted or refused on its own. */
 void fg_server_poll(struct fg_server *s, int timeout_ms);
 
+/* The router follows a store (follower.h): changes through the socket are
+ * refused (they go to the store), health shows the follower's state. */
+struct fg_follower;
+void fg_server_set_follower(struct fg_server *s, struct fg_follower *f);
+
 /* Close every connection and remove the socket file. */
 void fg_server_free(struct fg_server *s);
 

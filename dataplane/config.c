@@ -27,6 +27,13 @@ fg_config_defaults(struct fg_config *c)
 	c->compact_bytes = 256u << 20;
 	/* libbpf's default pin root: where DPDK's copy of the shield looks. */
 	snprintf(c->shield_pin_dir, sizeof(c->shield_pin_dir), "/sys/fs/bpf");
+	snprintf(c->store_prefix, sizeof(c->store_prefix), "/framegate/");
+	c->store_stale_bound_ms = 5000;
+	c->store_probe_ms = 500;
+	c->store_reconcile_ms = 300000;
+	c->store_backoff_min_ms = 100;
+	c->store_backoff_max_ms = 30000;
+	c->store_timeout_ms = 2000;
 }
 
 void
@@ -202,13 +209,78 @@ fg_shield_setting(json_t *o, struct fg_config *c, struct fg_err *err)
 	return 0;
 }
 
+/* "store": {"endpoints": "http://h:p,...", "prefix": "/framegate/", ...} */
+static int
+fg_store_setting(json_t *o, struct fg_config *c, struct fg_err *err)
+{
+	static const char *const keys[] = { "endpoints", "prefix", "stale_policy",
+					    "stale_bound_ms", "probe_ms", "reconcile_seconds",
+					    "backoff_min_ms", "backoff_max_ms", "timeout_ms", NULL };
+	const char *s;
+	uint64_t v;
+
+	if (!json_is_object(o))
+		return fg_err_set(err, EINVAL, "store: must be an object");
+	if (fg_only_keys(o, keys, "store.", err))
+		return -EINVAL;
+	if (json_object_get(o, "endpoints") == NULL)
+		return fg_err_set(err, EINVAL, "store.endpoints: missing (\"http://host:2379,...\", etcd's client URLs)");
+	if (fg_string_setting(o, "endpoints", "store.", c->store_endpoints,
+			      sizeof(c->store_endpoints), err) ||
+	    fg_string_setting(o, "prefix", "store.", c->store_prefix,
+			      sizeof(c->store_prefix), err))
+		return -EINVAL;
+	if (strncmp(c->store_endpoints, "http://", 7) != 0)
+		return fg_err_set(err, EINVAL, "store.endpoints: \"%s\" must be http:// URLs separated by commas",
+				  c->store_endpoints);
+	size_t pl = strlen(c->store_prefix);
+
+	if (c->store_prefix[0] != '/' || c->store_prefix[pl - 1] != '/')
+		return fg_err_set(err, EINVAL, "store.prefix: \"%s\" must start and end with '/'",
+				  c->store_prefix);
+	s = json_string_value(json_object_get(o, "stale_policy"));
+	if (json_object_get(o, "stale_policy") != NULL) {
+		if (s != NULL && strcmp(s, "open") == 0)
+			c->store_stale_closed = false;
+		else if (s != NULL && strcmp(s, "closed") == 0)
+			c->store_stale_closed = true;
+		else
+			return fg_err_set(err, EINVAL, "store.stale_policy: must be \"open\" (keep forwarding under the last confirmed revision) or \"closed\" (stop forwarding)");
+	}
+	struct {
+		const char *key;
+		uint64_t min, max, scale;
+		uint32_t *out;
+	} nums[] = {
+		{ "stale_bound_ms", 100, 86400000, 1, &c->store_stale_bound_ms },
+		{ "probe_ms", 10, 60000, 1, &c->store_probe_ms },
+		{ "reconcile_seconds", 0, 86400, 1000, &c->store_reconcile_ms },
+		{ "backoff_min_ms", 1, 60000, 1, &c->store_backoff_min_ms },
+		{ "backoff_max_ms", 1, 600000, 1, &c->store_backoff_max_ms },
+		{ "timeout_ms", 50, 60000, 1, &c->store_timeout_ms },
+	};
+	for (size_t i = 0; i < RTE_DIM(nums); i++) {
+		v = *nums[i].out / nums[i].scale;
+		if (fg_uint_setting(o, nums[i].key, "store.", nums[i].min, nums[i].max, &v, err))
+			return -EINVAL;
+		*nums[i].out = (uint32_t)(v * nums[i].scale);
+	}
+	if (c->store_backoff_max_ms < c->store_backoff_min_ms)
+		return fg_err_set(err, EINVAL, "store.backoff_max_ms (%u) is below store.backoff_min_ms (%u)",
+				  c->store_backoff_max_ms, c->store_backoff_min_ms);
+	if (c->store_probe_ms * 2 > c->store_stale_bound_ms)
+		return fg_err_set(err, EINVAL, "store.stale_bound_ms (%u) must be at least twice store.probe_ms (%u)",
+				  c->store_stale_bound_ms, c->store_probe_ms);
+	return 0;
+}
+
 int
 fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 {
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
 					    "journal_dir", "tables", "ports", "mbufs",
 					    "control_group", "read_group", "compact_bytes",
-					    "shield", NULL };
+					    "shield", "store", NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -301,6 +373,11 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 		if (fg_shield_setting(json_object_get(root, "shield"), c, err))
 			goto out;
 		c->shield = true;
+	}
+	if (json_object_get(root, "store") != NULL) {
+		if (fg_store_setting(json_object_get(root, "store"), c, err))
+			goto out;
+		c->store = true;
 	}
 	ret = 0;
 out:

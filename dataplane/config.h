@@ -15,7 +15,12 @@
  *       {"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
  *        "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "rx_queues": 1}
  *     ],
- *     "shield": {"pin_dir": "/sys/fs/bpf", "interfaces": ["eth1"]}
+ *     "shield": {"pin_dir": "/sys/fs/bpf", "interfaces": ["eth1"]},
+ *     "store": {"endpoints": "http://10.0.0.1:2379,http://10.0.0.2:2379",
+ *               "prefix": "/framegate/", "stale_policy": "open",
+ *               "stale_bound_ms": 5000, "probe_ms": 500,
+ *               "reconcile_seconds": 300, "backoff_min_ms": 100,
+ *               "backoff_max_ms": 30000, "timeout_ms": 2000}
  *   }
  */
 #ifndef FG_CONFIG_H
@@ -66,6 +71,17 @@ struct fg_config {
 	char shield_pin_dir[256];
 	unsigned int n_shield_ifaces;
 	char shield_ifaces[FG_CONFIG_MAX_SHIELD_IFACES][16];
+	/* Following a store (docs/store.md): the tables are the prefix of an
+	 * etcd cluster; fgctl changes go to the store, not to this router. */
+	bool store;
+	char store_endpoints[1024];
+	char store_prefix[97];
+	bool store_stale_closed;          /* stale_policy "closed" */
+	uint32_t store_stale_bound_ms;
+	uint32_t store_probe_ms;
+	uint32_t store_reconcile_ms;      /* 0: off */
+	uint32_t store_backoff_min_ms, store_backoff_max_ms;
+	uint32_t store_timeout_ms;
 };
 
 /* Defaults: frame port 47474, TTL 64, no ports. */

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "eal_quick.h"
+#include "follower.h"
 #include "journal.h"
 #include "mapfile.h"
 #include "ownership.h"
@@ -383,6 +384,9 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 			cfg->journal_dir, (unsigned long)st.bytes_discarded);
 	if (o->mappings == NULL)
 		return 0;
+	if (cfg->store)
+		return fg_err_set(err, EINVAL, "--mappings %s: this router follows the store at %s; load the file there (fgctl --store ... load)",
+				  o->mappings, cfg->store_endpoints);
 	if (st.records_replayed || st.snapshot_bytes)
 		return fg_err_set(err, EEXIST, "--mappings %s: the journal in %s already holds the state; change it with fgctl load",
 				  o->mappings, cfg->journal_dir);
@@ -415,6 +419,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_journal *journal = NULL;
 	struct fg_server *server = NULL;
 	struct fg_shield *shield = NULL;
+	struct fg_follower *follower = NULL;
+	static uint32_t store_closed;       /* the dataplane's store_stale switch */
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -464,6 +470,29 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			goto out;
 		}
 	}
+	if (expected < 0 && cfg->store) {
+		struct fg_follower_config fc = {
+			.endpoints = cfg->store_endpoints, .prefix = cfg->store_prefix,
+			.stale_closed = cfg->store_stale_closed,
+			.stale_bound_ms = cfg->store_stale_bound_ms, .probe_ms = cfg->store_probe_ms,
+			.reconcile_ms = cfg->store_reconcile_ms,
+			.backoff_min_ms = cfg->store_backoff_min_ms,
+			.backoff_max_ms = cfg->store_backoff_max_ms,
+			.timeout_ms = cfg->store_timeout_ms,
+		};
+
+		follower = fg_follower_create(&fc, own, journal, &store_closed, &err);
+		if (follower == NULL) {
+			fprintf(stderr, "framegate: store: %s\n", err.msg);
+			fg_router_close(&r);
+			goto out;
+		}
+		r.engine.closed = &store_closed;
+		fg_server_set_follower(server, follower);
+		fprintf(stderr, "framegate: following the store at %s, prefix %s, from revision %ld (stale_policy %s)\n",
+			cfg->store_endpoints, cfg->store_prefix,
+			(long)fg_ownership_store_revision(own), cfg->store_stale_closed ? "closed" : "open");
+	}
 	signal(SIGINT, fg_on_signal);
 	signal(SIGTERM, fg_on_signal);
 
@@ -491,13 +520,18 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 				fg_worker_drain(r.workers[0], UINT64_MAX, 64);
 			fg_tables_reader_offline(t, r.workers[0]->id);
 			fg_server_poll(server, 0);
+			if (follower != NULL)
+				fg_follower_poll(follower);
 			fg_tables_reader_online(t, r.workers[0]->id);
 		}
 	} else {
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
-			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz()))
-			fg_server_poll(server, 10);
+			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
+			fg_server_poll(server, follower != NULL ? 2 : 10);
+			if (follower != NULL)
+				fg_follower_poll(follower);
+		}
 		fg_router_stop(&r);
 	}
 	t1 = rte_get_timer_cycles();
@@ -515,6 +549,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	ret = fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
 out:
 	fg_server_free(server);
+	fg_follower_free(follower);
 	fg_journal_close(journal);
 	fg_ownership_free(own);
 	fg_shield_close(shield);      /* the pins stay, for the next start */

@@ -25,6 +25,7 @@ fg_engine_init(struct fg_engine *e, const struct fg_tables *t,
 {
 	e->tables = t;
 	e->frame_port_be = rte_cpu_to_be_16(frame_port);
+	e->closed = NULL;
 }
 
 /* SPEC 3 checks 5-9 for a packet that parsed, against the tenant and the
@@ -70,9 +71,13 @@ fg_check_mapping(const struct fg_parsed *p, const struct fg_tenant *tn,
 static inline uint16_t
 fg_verdict_finish(struct fg_counters *c, struct fg_verdict *v,
 		  const struct fg_parsed *p, const struct fg_tenant *tn,
-		  const struct fg_device *d)
+		  const struct fg_device *d, bool closed)
 {
 	enum fg_reason r = fg_check_mapping(p, tn, d);
+
+	/* After 9: a valid frame of a router closed for a stale store. */
+	if (unlikely(closed) && r == FG_PASS)
+		r = FG_DROP_store_stale;
 
 	fg_count_verdict(c, r, r != FG_DROP_unknown_tenant ? tn->slot
 							  : UINT32_MAX);
@@ -100,6 +105,8 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 	uint8_t idx[FG_BURST_MAX];
 	uint64_t thit = 0, dhit = 0;
 	uint16_t np = 0, passed = 0;
+	const bool closed = e->closed != NULL &&
+			    __atomic_load_n(e->closed, __ATOMIC_ACQUIRE) != 0;
 
 	if (unlikely(n > FG_BURST_MAX))
 		n = FG_BURST_MAX;
@@ -135,7 +142,7 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 			 * at a time, while the gathered copy exists. */
 			passed += fg_verdict_finish(c, &v[i], &p[i],
 				fg_tables_tenant(t, p[i].tenant_id),
-				fg_tables_device(t, p[i].tenant_id, p[i].device_id));
+				fg_tables_device(t, p[i].tenant_id, p[i].device_id), closed);
 			continue;
 		}
 		tkeys[np] = p[i].tenant_id;
@@ -172,6 +179,6 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 	for (uint16_t k = 0; k < np; k++)
 		passed += fg_verdict_finish(c, &v[idx[k]], &p[idx[k]],
 					    (thit & (1ULL << k)) ? tdata[k] : NULL,
-					    (dhit & (1ULL << k)) ? ddata[k] : NULL);
+					    (dhit & (1ULL << k)) ? ddata[k] : NULL, closed);
 	return passed;
 }

@@ -1,5 +1,6 @@
 /*
- * The verdict engine: SPEC 3 checks 1-9, in order, on a burst of packets.
+ * The verdict engine: SPEC 3 checks 1-9, in order, on a burst of packets,
+ * then store_stale when the router is closed for a stale store.
  *
  * Reads: the packets, the ownership tables (lock-free, inside the caller's
  * RCU read side). Sets: one struct fg_verdict per packet and the caller's
@@ -24,6 +25,11 @@ struct rte_mbuf;
 struct fg_engine {
 	const struct fg_tables *tables;
 	uint16_t frame_port_be;    /* UDP port of frames, network order */
+	/* Non-zero: the router follows a store whose freshness it cannot
+	 * confirm, under stale_policy "closed" (docs/store.md): a frame that
+	 * passes checks 1-9 is dropped as store_stale. Written by the control
+	 * thread; read once per burst. NULL: never. */
+	const uint32_t *closed;
 };
 
 struct fg_verdict {

@@ -16,7 +16,7 @@ static const char *const spec_names[] = {
 	"not_ip", "bad_l3", "ip_fragment", "not_udp", "not_frame", "bad_l4",
 	"bad_header", "unknown_tenant", "tenant_suspended", "not_owned",
 	"stale_epoch", "future_epoch", "auth_missing", "auth_failed",
-	"sink_mismatch", "rate_limited",
+	"sink_mismatch", "rate_limited", "store_stale",
 };
 
 Test(stats, reasons_are_the_spec_names_in_check_order)

@@ -492,6 +492,8 @@ model_apply(struct model *m, const struct fg_op *op)
 				     op->del_device.device_id);
 	case FG_OP_DEL_SINK:
 		return op_del_sink(m, op->id);
+	case FG_OP_STORE_REVISION:
+		return 0;       /* a follower's bookkeeping: no ownership */
 	case FG_OP_SUSPEND:
 	case FG_OP_RESUME:
 		/* Suspension drops frames; it changes no ownership. */

@@ -75,6 +75,7 @@ struct fg_follower {
 	bool stale;
 	/* reconcile */
 	uint64_t next_reconcile_ms;
+	bool reconcile_asked;         /* store.reconcile: run at the next poll */
 	uint64_t reconciles, drift_found, drift_last;
 	int64_t reconcile_rev;
 	uint64_t reconcile_at_ms;
@@ -988,8 +989,10 @@ fg_follower_poll(struct fg_follower *f)
 	if (f->state == FG_F_WATCH)
 		fg_watch_poll(f);
 	now = fg_now_ms();
-	if (f->state == FG_F_WATCH && f->cfg.reconcile_ms && now >= f->next_reconcile_ms) {
+	if (f->state == FG_F_WATCH &&
+	    (f->reconcile_asked || (f->cfg.reconcile_ms && now >= f->next_reconcile_ms))) {
 		f->next_reconcile_ms = now + f->cfg.reconcile_ms;
+		f->reconcile_asked = false;
 		ret = fg_resync(f, fg_ownership_store_revision(f->own), true, &err);
 		if (ret == -ESTALE)
 			ret = fg_resync(f, 0, true, &err);   /* compacted: reconcile at the latest */
@@ -1004,7 +1007,7 @@ fg_follower_poll(struct fg_follower *f)
 void
 fg_follower_reconcile_soon(struct fg_follower *f)
 {
-	f->next_reconcile_ms = 0;
+	f->reconcile_asked = true;
 }
 
 struct fg_follower *

@@ -516,8 +516,9 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
-			for (int i = 0; i < 64; i++)
-				fg_worker_drain(r.workers[0], UINT64_MAX, 64);
+			/* Until traffic pauses, or at most 32768 packets (the
+			 * count is cumulative): the socket waits no longer. */
+			fg_worker_drain(r.workers[0], fg_worker_drain(r.workers[0], 0, 0) + 32768, 4096);
 			fg_tables_reader_offline(t, r.workers[0]->id);
 			fg_server_poll(server, 0);
 			if (follower != NULL)

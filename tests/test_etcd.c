@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -749,4 +752,85 @@ Test(etcd, bad_endpoints_are_refused_naming_the_bad_part)
 	struct fg_etcd_kv kv;
 	cr_assert_eq(fg_etcd_get(dead, "/k", &kv, NULL, &err), -ECONNREFUSED, "%s", err.msg);
 	cr_assert_not_null(strstr(err.msg, "http://127.0.0.1:1/v3/kv/range"), "%s", err.msg);
+}
+
+/* A process still alive (not gone, not a zombie). */
+static bool
+alive(pid_t pid)
+{
+	char path[64], stat[256];
+	FILE *f;
+	bool live = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(stat, sizeof(stat), f) != NULL) {
+		const char *state = strrchr(stat, ')');
+
+		live = state != NULL && state[1] == ' ' && state[2] != 'Z' && state[2] != 'X';
+	}
+	fclose(f);
+	return live;
+}
+
+/* A child starts a 1-member lab, reports its folder and member, then ends
+ * by exit() or by SIGKILL without stopping the lab. */
+static void
+orphan_lab(int how, char *dir, size_t dir_len, pid_t *member)
+{
+	int fds[2], status;
+	char line[256] = "";
+	pid_t child;
+	FILE *f;
+
+	cr_assert_eq(pipe(fds), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct fg_err err = { 0, "" };
+		struct fg_etcd_lab *l = fg_etcd_lab_start(1, NULL, &err);
+
+		close(fds[0]);
+		if (l == NULL)
+			_exit(3);
+		dprintf(fds[1], "%d %s\n", fg_etcd_lab_pid(l, 0), fg_etcd_lab_dir(l));
+		close(fds[1]);
+		if (how == SIGKILL)
+			raise(SIGKILL);
+		exit(0);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	cr_assert(fgets(line, sizeof(line), f) != NULL, "the child started no lab");
+	fclose(f);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert_eq(sscanf(line, "%d %255s", member, line), 2);
+	snprintf(dir, dir_len, "%s", line);
+	cr_assert_gt(*member, 0);
+}
+
+Test(etcd, lab_leaves_nothing_behind_when_its_process_ends)
+{
+	char dir[256];
+	struct stat st;
+	pid_t member;
+	int64_t deadline;
+
+	/* exit() without a stop: the members and the folder go. */
+	orphan_lab(0, dir, sizeof(dir), &member);
+	cr_assert(!alive(member), "member %d still runs", (int)member);
+	cr_assert_neq(stat(dir, &st), 0, "%s is left behind", dir);
+
+	/* SIGKILL: the members die with it (the folder is left to us). */
+	orphan_lab(SIGKILL, dir, sizeof(dir), &member);
+	deadline = ms_now() + 5000;
+	while (alive(member) && ms_now() < deadline)
+		usleep(20 * 1000);
+	cr_assert(!alive(member), "member %d outlived its starter", (int)member);
+	cr_assert_eq(stat(dir, &st), 0);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
 }

@@ -209,7 +209,7 @@ main(int argc, char **argv)
 		char cmd[256];
 
 		snprintf(cmd, sizeof(cmd),
-			 "ETCDCTL_API=3 etcdctl --endpoints=%s get --prefix /bench/ >/dev/null",
+			 "ETCDCTL_API=3 etcdctl --command-timeout=600s --endpoints=%s get --prefix /bench/ >/dev/null",
 			 fg_etcd_lab_endpoint(lab, 0));
 		t0 = now_s();
 		if (system(cmd) == 0)

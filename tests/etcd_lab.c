@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -84,6 +85,26 @@ lab_untrack(struct fg_etcd_lab *l)
 			return;
 		}
 	}
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw);
+
+/* Folders of labs whose process died by a signal (no exit handler ran):
+ * /tmp/fg-etcd-<pid>-XXXXXX with no process <pid> any more. */
+static void
+lab_sweep_dead(void)
+{
+	glob_t g;
+
+	if (glob("/tmp/fg-etcd-*-*", GLOB_NOSORT, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		long pid = strtol(g.gl_pathv[i] + strlen("/tmp/fg-etcd-"), NULL, 10);
+
+		if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+			nftw(g.gl_pathv[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	globfree(&g);
 }
 
 static int64_t
@@ -267,7 +288,8 @@ fg_etcd_lab_start(unsigned int members, const char *const *extra_args, struct fg
 		}
 		l->extra[k] = strdup(extra_args[k]);
 	}
-	snprintf(l->dir, sizeof(l->dir), "/tmp/fg-etcd-XXXXXX");
+	lab_sweep_dead();
+	snprintf(l->dir, sizeof(l->dir), "/tmp/fg-etcd-%d-XXXXXX", (int)getpid());
 	if (mkdtemp(l->dir) == NULL) {
 		fg_err_set(err, errno, "etcd lab: mkdtemp %s: %s", l->dir, strerror(errno));
 		l->dir[0] = '\0';

@@ -6,7 +6,9 @@
  * data, frozen and thawed; stop kills what is left and removes the folder.
  * The members die with the process that started them (PR_SET_PDEATHSIG), so
  * a test that crashes leaves no etcd behind; a process that exits without
- * stopping its labs has them stopped at exit, folder included.
+ * stopping its labs has them stopped at exit, folder included. The folder
+ * is /tmp/fg-etcd-<pid>-XXXXXX: the next start removes those whose process
+ * is gone (a crash leaves them).
  */
 #ifndef FG_TEST_ETCD_LAB_H
 #define FG_TEST_ETCD_LAB_H

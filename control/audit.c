@@ -195,6 +195,7 @@ fg_audit_verify(const char *path, struct fg_audit_report *r, struct fg_err *err)
 		r->line++;
 		if (line[n - 1] != '\n') {
 			r->problem = FG_AUDIT_TORN;
+			r->seq = -1;
 			snprintf(r->msg, sizeof(r->msg), "torn: the last line has no newline (%zd bytes of a write cut short)",
 				 n);
 			ret = 1;
@@ -381,11 +382,12 @@ fg_audit_path(const struct fg_audit *a)
 	return a->path;
 }
 
-/* Take back every record added since the last sync. */
+/* Take back every record added since the last sync, and any part of one
+ * that a failed write left (the file may be longer than pend_size). */
 static void
 fg_audit_rollback(struct fg_audit *a)
 {
-	if (a->pend_size != a->size && ftruncate(a->fd, a->size) != 0 && !a->broken) {
+	if (ftruncate(a->fd, a->size) != 0 && !a->broken) {
 		a->broken = true;
 		snprintf(a->broken_msg, sizeof(a->broken_msg),
 			 "a failed write could not be taken back (ftruncate: %s)", strerror(errno));

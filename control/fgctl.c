@@ -517,7 +517,8 @@ fgctl_help(FILE *f)
 		"usage: " FGCTL " [--socket PATH] [--json] COMMAND [ARGUMENTS]\n"
 		"       " FGCTL " COMMAND --help\n"
 		"\n"
-		"The operator's client of the framegate router's control socket.\n"
+		"The operator's client of the framegate router's control socket, and\n"
+		"the checker of its audit log (audit verify reads the file itself).\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {

@@ -433,7 +433,8 @@ fg_audit_append(struct fg_audit *a, json_t *rec, struct fg_err *err)
 	body = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(rec);
 	len = body ? strlen(body) : 0;
-	line = body ? malloc(len + FG_AUDIT_TAIL_LEN) : NULL;
+	/* body minus its '}', the tail, '\n' and sprintf's '\0'. */
+	line = body ? malloc(len - 1 + FG_AUDIT_TAIL_LEN + 2) : NULL;
 	if (line == NULL) {
 		free(body);
 		return fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);

@@ -26,12 +26,12 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
-#include <rte_hash.h>
 #include <rte_lcore.h>
 
 #include <grp.h>
 
 #include "audit.h"
+#include "audit_alarm.h"
 #include "config.h"
 #include "eal_quick.h"
 #include "journal.h"
@@ -376,60 +376,6 @@ fg_audit_start(const struct fg_config *cfg, struct fg_audit **ap, struct fg_err 
 	return 0;
 }
 
-/*
- * SPEC 3 check 9: sink_mismatch must stay 0. About once a second the main
- * thread sums the workers' counters; when the count rose, it raises the
- * alarm and appends it to the audit log with each tenant's count. A failed
- * append is tried again a second later.
- */
-struct fg_alarm_watch {
-	uint64_t seen;               /* sink_mismatch drops already recorded */
-	uint64_t next;               /* timer cycles of the next look */
-};
-
-static void
-fg_alarm_watch(struct fg_alarm_watch *w, struct fg_audit *a, const struct fg_router *r)
-{
-	struct fg_counters *ctr[RTE_MAX_LCORE];
-	struct fg_audit_tenant *tenants = NULL;
-	struct fg_counter_totals tot;
-	struct fg_err err = { 0 };
-	uint64_t now = rte_get_timer_cycles(), n;
-	const struct fg_tenant *tn;
-	const void *key;
-	void *data;
-	size_t k = 0;
-	uint32_t next = 0;
-
-	if (a == NULL || now < w->next)
-		return;
-	w->next = now + rte_get_timer_hz();
-	fg_router_totals(r, &tot);
-	n = tot.drops[FG_DROP_sink_mismatch];
-	if (n <= w->seen)
-		return;
-	for (unsigned int i = 0; i < r->n_workers; i++)
-		ctr[i] = r->workers[i]->ctr;
-	tenants = calloc(rte_hash_count(r->tables->tenants) + 1, sizeof(*tenants));
-	while (tenants != NULL && rte_hash_iterate(r->tables->tenants, &key, &data, &next) >= 0) {
-		fg_tenant_row row;
-
-		tn = data;
-		fg_counters_sum_tenant(ctr, r->n_workers, tn->slot, row);
-		if (row[FG_DROP_sink_mismatch] != 0)
-			tenants[k++] = (struct fg_audit_tenant){ tn->tenant_id,
-								 row[FG_DROP_sink_mismatch] };
-	}
-	fprintf(stderr, "framegate: ALARM: %lu more packets had a sink of another tenant (%lu in all): the tables are corrupted\n",
-		(unsigned long)(n - w->seen), (unsigned long)n);
-	if (fg_audit_alarm(a, "sink_mismatch", n - w->seen, n, tenants, k, &err) != 0)
-		fprintf(stderr, "framegate: ALARM: the sink_mismatch alarm is not in the audit log: %s\n",
-			err.msg);
-	else
-		w->seen = n;
-	free(tenants);
-}
-
 /* Router mode's control plane: the journal replayed into the tables, the
  * initial mapping file (only into an empty journal, and then into the audit
  * log), then the socket. */
@@ -495,7 +441,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_server *server = NULL;
 	struct fg_shield *shield = NULL;
 	struct fg_audit *audit = NULL;
-	struct fg_alarm_watch watch = { 0 };
+	struct fg_audit_watch watch = { 0 };
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -578,21 +524,21 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			fg_tables_reader_offline(t, r.workers[0]->id);
 			fg_server_poll(server, 0);
 			fg_tables_reader_online(t, r.workers[0]->id);
-			fg_alarm_watch(&watch, audit, &r);
+			fg_audit_watch(&watch, audit, &r);
 		}
 	} else {
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
 			fg_server_poll(server, 10);
-			fg_alarm_watch(&watch, audit, &r);
+			fg_audit_watch(&watch, audit, &r);
 		}
 		fg_router_stop(&r);
 	}
 	t1 = rte_get_timer_cycles();
 	fg_router_join(&r);
 	watch.next = 0;                 /* the last second's alarm too */
-	fg_alarm_watch(&watch, audit, &r);
+	fg_audit_watch(&watch, audit, &r);
 	fg_router_totals(&r, &tot);
 	fg_router_close(&r);
 	if (fg_signalled)

@@ -6,7 +6,9 @@
  * record, a torn or foreign line) is found and the first bad record named by
  * line and seq; a restart continues the chain; a torn last line is cut off at
  * open; a path the router cannot append to stops its start; a change the
- * audit log cannot take is not acknowledged and leaves no half record.
+ * audit log cannot take is not acknowledged and leaves no half record; a
+ * rise of sink_mismatch, counted by the verdict engine on corrupted tables,
+ * becomes one alarm record with each tenant's total.
  */
 #define _GNU_SOURCE             /* memmem, struct ucred */
 #include <errno.h>
@@ -24,9 +26,14 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "audit_alarm.h"
 #include "config.h"
+#include "counters.h"
 #include "ctl_client.h"
+#include "framebuild.h"
+#include "router.h"
 #include "support.h"
+#include "verdict.h"
 
 static struct fg_router_proc rp;
 static char audit_path[192];
@@ -798,4 +805,106 @@ Test(audit, the_api_reopens_cuts_a_torn_line_and_records_alarms)
 	json_decref(recs);
 	cr_assert_eq(verify(path, false, out, sizeof(out)), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "6 records, last seq 6"), "%s", out);
+}
+
+/* ---- the sink_mismatch alarm ----------------------------------------------------- */
+
+/* Frames of tenant 1's device 0x5001 through the verdict engine, counted in
+ * the worker's block; the mapping's sink was corrupted to tenant 2's. */
+static void
+send_frames(struct fg_engine *eng, struct fg_counters *ctr, unsigned int n)
+{
+	struct fg_frame_spec spec = { .ip_version = 4, .payload_len = 40, .tenant_id = 1,
+				      .device_id = 0x5001, .epoch = 10 };
+	uint8_t pkt[256];
+	size_t len = fg_frame_build(&spec, pkt, sizeof(pkt));
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = fg_test_mbuf(pkt, (uint32_t)len);
+		struct fg_verdict v;
+
+		fg_verdict_burst(eng, ctr, &m, 1, &v);
+		cr_assert_eq(v.reason, FG_DROP_sink_mismatch, "verdict %d", v.reason);
+		rte_pktmbuf_free(m);
+	}
+}
+
+static void
+expect_alarm(json_t *rec, uint64_t seq, uint64_t count, uint64_t total)
+{
+	json_t *tenants = json_object_get(rec, "tenants");
+
+	cr_assert_eq(json_integer_value(json_object_get(rec, "seq")), (json_int_t)seq);
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "kind")), "alarm");
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "reason")), "sink_mismatch");
+	cr_assert_eq(json_integer_value(json_object_get(rec, "count")), (json_int_t)count);
+	cr_assert_eq(json_integer_value(json_object_get(rec, "total")), (json_int_t)total);
+	cr_assert_eq(json_array_size(tenants), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(tenants, 0), "tenant")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(tenants, 0), "total")),
+		     (json_int_t)total);
+}
+
+Test(audit, a_sink_mismatch_rise_is_one_alarm_record)
+{
+	struct fg_device_spec dev = { .tenant_id = 1, .device_id = 0x5001, .epoch = 10,
+				      .n_sinks = 1, .sinks = { 10 } };
+	struct fg_router *r = calloc(1, sizeof(*r));
+	struct fg_worker *w = calloc(1, sizeof(*w));
+	struct fg_audit_watch watch = { 0 };
+	struct fg_test_env env;
+	struct fg_engine eng;
+	struct fg_err err = { 0 };
+	struct fg_audit *a;
+	struct fg_device *entry;
+	char out[4096];
+	json_t *recs;
+
+	cr_assert(r != NULL && w != NULL);
+	fg_test_env_init(&env, 16, 16, 64);
+	fg_engine_init(&eng, env.t, FG_DEFAULT_FRAME_PORT);
+	for (uint32_t t = 1; t <= 2; t++) {
+		cr_assert_eq(fg_tenant_add(env.o, &(struct fg_tenant_spec){ .tenant_id = t }, &err), 0,
+			     "%s", err.msg);
+		cr_assert_eq(fg_sink_add(env.o, &(struct fg_sink_spec){ .sink_id = 10 * t,
+			.tenant_id = t, .family = AF_INET, .addr = { 198, 51, 100, (uint8_t)t },
+			.port = 6000 }, &err), 0, "%s", err.msg);
+	}
+	cr_assert_eq(fg_device_put(env.o, &dev, &err), 0, "%s", err.msg);
+	/* Corruption no control path can make: tenant 2's sink in the entry. */
+	entry = (struct fg_device *)fg_tables_device(env.t, 1, 0x5001);
+	entry->sinks[0] = fg_tables_sink(env.t, 20);
+	fg_tables_sync(env.t);
+	/* The watch reads a router's workers and tables: one worker here. */
+	w->ctr = fg_counters_create(16, SOCKET_ID_ANY);
+	cr_assert_not_null(w->ctr);
+	r->tables = env.t;
+	r->n_workers = 1;
+	r->workers[0] = w;
+	a = fg_audit_open(audit_path, NULL, &err);
+	cr_assert_not_null(a, "%s", err.msg);
+
+	fg_audit_watch(&watch, a, r);              /* nothing yet: no record */
+	send_frames(&eng, w->ctr, 3);
+	fg_audit_watch(&watch, a, r);              /* within the second: no look */
+	watch.next = 0;
+	fg_audit_watch(&watch, a, r);              /* 3: one record */
+	watch.next = 0;
+	fg_audit_watch(&watch, a, r);              /* no rise: no record */
+	send_frames(&eng, w->ctr, 2);
+	watch.next = 0;
+	fg_audit_watch(&watch, a, r);              /* 2 more: one record */
+	fg_audit_close(a);
+
+	recs = records();
+	cr_assert_eq(json_array_size(recs), 2, "%zu records, not 2", json_array_size(recs));
+	expect_alarm(json_array_get(recs, 0), 1, 3, 3);
+	expect_alarm(json_array_get(recs, 1), 2, 2, 5);
+	json_decref(recs);
+	cr_assert_eq(verify(audit_path, false, out, sizeof(out)), 0, "%s", out);
+
+	fg_counters_free(w->ctr);
+	free(w);
+	free(r);
+	fg_test_env_fini(&env);              /* EAL's own folder goes at exit */
 }

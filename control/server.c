@@ -197,8 +197,8 @@ fg_shield_lagged(struct fg_server *s, uint64_t before, struct fg_err *err)
 			  last.msg);
 }
 
-/* An applied change's record in the audit log, before its ack: a change
- * the audit log could not take is journaled and enforced, but not acked. */
+/* The audit log could not take an applied change: it is journaled and
+ * enforced, but not acknowledged (EIO), and the router raises an alarm. */
 static int
 fg_audit_failed(struct fg_err *err)
 {
@@ -209,6 +209,7 @@ fg_audit_failed(struct fg_err *err)
 	return -EIO;
 }
 
+/* An applied change's record in the audit log (if any), before its ack. */
 static int
 fg_audited(struct fg_server *s, const struct fg_conn *c, const char *lines, size_t len,
 	   struct fg_err *err)

@@ -14,9 +14,10 @@
  *
  * With --store, the same commands write to the etcd store that routers
  * follow (docs/store.md) instead of to one router: control/store_writer.c.
+ * `audit verify` reads the audit log itself (control/audit.c), no router.
  *
  * fgctl links no DPDK code (only its headers, for the op decoder's structs),
- * so it runs on any host that can reach the socket or the store.
+ * so it runs on any host that can reach the socket, the store or the file.
  */
 #define _GNU_SOURCE            /* memrchr */
 #include <arpa/inet.h>
@@ -40,6 +41,8 @@
 #include "framegate/ctl.h"
 #include "framegate/wire.h"
 #include "store.h"
+
+#include "audit.h"
 
 #define FGCTL "fgctl"
 #define FGCTL_MAX_RESPONSE (64u << 20)   /* refuse a longer response */
@@ -295,7 +298,8 @@ struct fgctl {
 };
 
 static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
-static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check;
+static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check,
+	fgctl_run_audit_verify;
 static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
 	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
 	fgctl_show_shield_check, fgctl_show_shield_resync;
@@ -424,6 +428,17 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 	  "router's back. Frames of the router's tenants are dropped by the shield\n"
 	  "for the moment it takes.",
 	  "shield.resync", NULL, fgctl_show_shield_resync },
+	{ "audit verify", { { NULL, "FILE", T_FILE, NULL, A_REQUIRED,
+			      "the audit log (audit_log in the router's configuration)" } },
+	  fgctl_run_audit_verify, "prove the audit log's hash chain",
+	  "Reads FILE itself (no router needed) and checks every record in order:\n"
+	  "its JSON, its own SHA-256 hash, its sequence number (one more than the\n"
+	  "record before) and its link to the record before. Prints the records\n"
+	  "checked and the last hash; keep that hash elsewhere to prove later that\n"
+	  "nothing was cut from the end. Exit status 1 names the first bad record\n"
+	  "(line and sequence number) and what is wrong with it: bad_json,\n"
+	  "bad_record, hash_mismatch, sequence_gap, broken_link or torn_line.",
+	  NULL, NULL, NULL },
 };
 #define FGCTL_N_CMDS (sizeof(fgctl_cmds) / sizeof(fgctl_cmds[0]))
 
@@ -511,7 +526,8 @@ fgctl_help(FILE *f)
 		"       " FGCTL " COMMAND --help\n"
 		"\n"
 		"The operator's client of the framegate router's control socket, or with\n"
-		"--store of the etcd store that routers follow.\n"
+		"--store of the etcd store that routers follow; and the checker of the\n"
+		"router's audit log (audit verify reads the file itself).\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
@@ -1562,6 +1578,52 @@ out:
 	free(buf);
 	fclose(f);
 	return ret;
+}
+
+/* ---- the audit log ------------------------------------------------------------ */
+
+static int
+fgctl_run_audit_verify(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	const char *file = json_string_value(c->val[0]);
+	struct fg_audit_report r;
+	struct fg_err err = { 0 };
+	int ret = fg_audit_verify(file, &r, &err);
+	json_t *out;
+
+	(void)cmd;
+	if (ret < 0) {
+		fprintf(stderr, FGCTL ": audit verify: cannot read %s\n", err.msg);
+		if (c->json) {
+			out = json_pack("{s:s, s:s}", "file", file, "error", err.msg);
+			fgctl_print_json(out);
+			json_decref(out);
+		}
+		return FG_CTL_EXIT_REFUSED;
+	}
+	if (ret > 0 && r.seq >= 0)
+		fprintf(stderr, "%s:%lu: record %" PRId64 ": %s\n", file, r.line, r.seq, r.msg);
+	else if (ret > 0)
+		fprintf(stderr, "%s:%lu: %s\n", file, r.line, r.msg);
+	if (c->json) {
+		out = json_pack("{s:s, s:b, s:I, s:I, s:s}", "file", file, "intact", ret == 0,
+				"records", (json_int_t)r.records, "last_seq",
+				(json_int_t)r.last_seq, "last_hash", r.last_hash);
+		if (ret > 0)
+			json_object_set_new(out, "bad", json_pack("{s:I, s:o, s:s, s:s}",
+				"line", (json_int_t)r.line,
+				"seq", r.seq < 0 ? json_null() : json_integer(r.seq),
+				"problem", fg_audit_problem_name(r.problem), "error", r.msg));
+		fgctl_print_json(out);
+		json_decref(out);
+	} else if (ret == 0) {
+		printf("%s: chain intact: %" PRIu64 " records, last seq %" PRIu64 ", last hash %s\n",
+		       file, r.records, r.last_seq, r.last_hash);
+	} else {
+		printf("%s: chain broken at line %lu: %" PRIu64 " records before it hold (last hash %s)\n",
+		       file, r.line, r.records, r.last_hash);
+	}
+	return ret == 0 ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
 }
 
 /* ---- main ------------------------------------------------------------------- */

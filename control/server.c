@@ -7,6 +7,7 @@
  *   -> check them all as one transaction (fg_ops_check_all)
  *   -> append them to the journal and fsync (ack means durable)
  *   -> apply them and wait for a grace period (ack means enforced)
+ *   -> append them to the audit log, if any, and fdatasync (audit.h)
  *   -> reply.
  *
  * Commands are rows of {name, writes, handler}. Everything runs on the main
@@ -47,6 +48,7 @@
 #include <framegate/ctl.h>
 
 #include "../dataplane/router.h"
+#include "audit.h"
 #include "dump.h"
 #include "follower.h"
 #include "mapfile.h"
@@ -71,6 +73,7 @@ struct fg_load {
 struct fg_conn {
 	int fd;
 	uid_t uid;
+	struct ucred cred;          /* the peer, for the audit log */
 	bool can_write, can_read;
 	uint8_t *buf;               /* requests read, not yet handled */
 	size_t len, cap;
@@ -197,9 +200,33 @@ fg_shield_lagged(struct fg_server *s, uint64_t before, struct fg_err *err)
 			  last.msg);
 }
 
-/* The change path: check, journal, apply, grace period. */
+/* The audit log could not take an applied change: it is journaled and
+ * enforced, but not acknowledged (EIO), and the router raises an alarm. */
 static int
-fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err *err)
+fg_audit_failed(struct fg_err *err)
+{
+	fprintf(stderr, "framegate: ALARM: %s; a change is journaled and enforced but missing from the audit log\n",
+		err->msg);
+	fg_err_prefix(err, "the change is journaled and enforced, but not acknowledged: ");
+	err->code = EIO;
+	return -EIO;
+}
+
+/* An applied change's record in the audit log (if any), before its ack. */
+static int
+fg_audited(struct fg_server *s, const struct fg_conn *c, const char *lines, size_t len,
+	   struct fg_err *err)
+{
+	if (s->cfg.audit == NULL ||
+	    fg_audit_change(s->cfg.audit, "socket", &c->cred, lines, len, err) == 0)
+		return 0;
+	return fg_audit_failed(err);
+}
+
+/* The change path: check, journal, apply, grace period, audit. */
+static int
+fg_commit(struct fg_server *s, const struct fg_conn *c, struct fg_load *l, bool name_lines,
+	  struct fg_err *err)
 {
 	size_t bad = 0;
 	int ret;
@@ -223,7 +250,8 @@ fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err
 	if (ret < 0)
 		return ret;
 	s->changes += l->n;
-	return fg_shield_lagged(s, faults, err);
+	ret = fg_audited(s, c, l->text, l->text_len, err);
+	return ret < 0 ? ret : fg_shield_lagged(s, faults, err);
 }
 
 /* One change given as an op object: its op line (newline-terminated, to
@@ -262,7 +290,7 @@ fg_op_from_json(json_t *op, char **line_out, size_t *len_out, struct fg_op *pars
 
 /* One change given as an op object, committed on its own. */
 static int
-fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
+fg_commit_op(struct fg_server *s, const struct fg_conn *c, json_t *op, struct fg_err *err)
 {
 	struct fg_load l = { 0 };
 	char *line;
@@ -274,7 +302,7 @@ fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
 	ret = fg_load_add(&l, line, len, err);
 	free(line);
 	if (ret == 0)
-		ret = fg_commit(s, &l, false, err);
+		ret = fg_commit(s, c, &l, false, err);
 	fg_load_reset(&l);
 	return ret;
 }
@@ -350,6 +378,24 @@ fg_group_flush(struct fg_server *s)
 	}
 	if (applied)
 		fg_tables_sync(fg_ownership_tables(s->own));
+	/* Each applied change is one audit record, all under one fdatasync. */
+	if (applied && ret == 0 && s->cfg.audit != NULL) {
+		struct fg_err aerr = { 0 };
+		int aret = 0;
+
+		for (size_t i = 0; i < n && aret == 0; i++)
+			if (s->group[i].accepted)
+				aret = fg_audit_add_change(s->cfg.audit, "socket", &s->group[i].conn->cred,
+							   s->group[i].line, s->group[i].len, &aerr);
+		if (aret == 0)
+			aret = fg_audit_commit(s->cfg.audit, &aerr);
+		if (aret < 0) {
+			fg_audit_failed(&aerr);
+			for (size_t i = 0; i < n; i++)
+				if (s->group[i].accepted && s->group[i].err.code == 0)
+					s->group[i].err = aerr;
+		}
+	}
 	if (ret == 0) {
 		s->changes += n_ok;
 		s->groups += n_ok > 0;
@@ -401,8 +447,7 @@ fg_cmd_apply(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 {
 	int ret;
 
-	(void)c;
-	ret = fg_commit_op(s, json_object_get(req, "op"), err);
+	ret = fg_commit_op(s, c, json_object_get(req, "op"), err);
 	if (ret == 0)
 		json_object_set_new(res, "applied", json_integer(1));
 	return ret;
@@ -419,7 +464,6 @@ fg_cmd_rekey(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	struct fg_op parsed;
 	int ret;
 
-	(void)c;
 	/* Decode tenant and device as a del_device op would. */
 	probe = json_pack("{s:s, s:O, s:O}", "op", "del_device", "tenant", t ? t : json_null(),
 			  "device", d ? d : json_null());
@@ -440,7 +484,7 @@ fg_cmd_rekey(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 		json_object_set(op, "key", k);
 	else
 		json_object_del(op, "key");
-	ret = fg_commit_op(s, op, err);
+	ret = fg_commit_op(s, c, op, err);
 	json_decref(op);
 	if (ret == 0)
 		json_object_set_new(res, "applied", json_integer(1));
@@ -491,7 +535,7 @@ fg_cmd_load_commit(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *
 	(void)req;
 	if (!c->load.active)
 		return fg_err_set(err, EINVAL, "load.commit without load.begin");
-	ret = fg_commit(s, &c->load, true, err);
+	ret = fg_commit(s, c, &c->load, true, err);
 	fg_load_reset(&c->load);
 	if (ret == 0)
 		json_object_set_new(res, "applied", json_integer((json_int_t)n));
@@ -1011,6 +1055,7 @@ fg_accept(struct fg_server *s)
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->uid = cred.uid;
+	c->cred = cred;
 	c->can_write = cred.uid == 0 || fg_peer_in_group(cred.pid, cred.gid, s->cfg.write_gid);
 	c->can_read = c->can_write || fg_peer_in_group(cred.pid, cred.gid, s->cfg.read_gid);
 	c->last = time(NULL);

@@ -14,12 +14,15 @@
 #include "ownership.h"
 
 struct fg_router;
+struct fg_audit;
 
 struct fg_server_config {
 	const char *path;            /* socket path; its folder is created */
 	gid_t write_gid;             /* besides root, may change state; -1: none */
 	gid_t read_gid;              /* besides those, may read; -1: none */
 	uint64_t compact_bytes;      /* snapshot when the journal grows past */
+	struct fg_audit *audit;      /* every applied change, before its ack;
+				      * NULL: no audit log */
 };
 
 struct fg_server;

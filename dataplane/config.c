@@ -280,7 +280,7 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
 					    "journal_dir", "tables", "ports", "mbufs",
 					    "control_group", "read_group", "compact_bytes",
-					    "shield", "store", NULL };
+					    "shield", "store", "audit_log", NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -324,7 +324,9 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	    fg_string_setting(root, "control_group", "", c->control_group,
 			      sizeof(c->control_group), err) ||
 	    fg_string_setting(root, "read_group", "", c->read_group,
-			      sizeof(c->read_group), err))
+			      sizeof(c->read_group), err) ||
+	    fg_string_setting(root, "audit_log", "", c->audit_log,
+			      sizeof(c->audit_log), err))
 		goto out;
 	v = c->compact_bytes;
 	if (fg_uint_setting(root, "compact_bytes", "", 0, UINT64_MAX >> 1, &v, err))

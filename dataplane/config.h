@@ -9,6 +9,7 @@
  *     "journal_dir": "/var/lib/framegate",
  *     "control_group": "framegate", "read_group": "adm",
  *     "compact_bytes": 268435456,
+ *     "audit_log": "/var/log/framegate/audit.jsonl",
  *     "mbufs": 16383,
  *     "tables": {"max_tenants": 65536, "max_sinks": 65536, "max_devices": 1048576},
  *     "ports": [
@@ -60,6 +61,7 @@ struct fg_config {
 	char control_group[64];           /* may change state (besides root) */
 	char read_group[64];              /* may read state */
 	uint64_t compact_bytes;           /* journal size that triggers a snapshot */
+	char audit_log[256];              /* control/audit.h; "": no audit log */
 	uint32_t max_tenants, max_sinks, max_devices;
 	uint32_t mbufs;                   /* per pool: received, headers, clones */
 	unsigned int n_ports;

@@ -30,6 +30,8 @@
 
 #include <grp.h>
 
+#include "audit.h"
+#include "audit_alarm.h"
 #include "config.h"
 #include "eal_quick.h"
 #include "follower.h"
@@ -356,11 +358,32 @@ fg_shield_alarm(const struct fg_ownership *own)
 			(unsigned long)n, last.msg);
 }
 
+/* The audit log (configuration "audit_log"), before the journal: a path the
+ * router cannot append to stops the start, naming it. */
+static int
+fg_audit_start(const struct fg_config *cfg, struct fg_audit **ap, struct fg_err *err)
+{
+	struct fg_audit_open_info info;
+
+	*ap = fg_audit_open(cfg->audit_log, &info, err);
+	if (*ap == NULL)
+		return -err->code;
+	if (info.torn_bytes)
+		fprintf(stderr, "framegate: audit log %s: cut off a torn last line (%zu bytes of a write a crash cut short, never acknowledged)\n",
+			cfg->audit_log, info.torn_bytes);
+	fprintf(stderr, "framegate: audit log %s: %s at record %lu\n", cfg->audit_log,
+		info.last_seq ? "continuing the chain" : "starting a chain",
+		(unsigned long)info.last_seq + 1);
+	return 0;
+}
+
 /* Router mode's control plane: the journal replayed into the tables, the
- * initial mapping file (only into an empty journal), then the socket. */
+ * initial mapping file (only into an empty journal, and then into the audit
+ * log), then the socket. */
 static int
 fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
-		 struct fg_ownership *own, struct fg_journal **jp, struct fg_err *err)
+		 struct fg_ownership *own, struct fg_audit *audit, struct fg_journal **jp,
+		 struct fg_err *err)
 {
 	struct fg_journal_stats st = { 0 };
 	uint64_t t0 = rte_get_timer_cycles();
@@ -398,6 +421,8 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 
 	ret = text == NULL ? fg_err_set(err, EIO, "%s: cannot read it again", o->mappings)
 			   : len ? fg_journal_append(j, text, len, err) : 0;
+	if (ret == 0 && len && audit != NULL)
+		ret = fg_audit_change(audit, "mappings", NULL, text, len, err);
 	free(text);
 	return ret;
 }
@@ -421,6 +446,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_shield *shield = NULL;
 	struct fg_follower *follower = NULL;
 	static uint32_t store_closed;       /* the dataplane's store_stale switch */
+	struct fg_audit *audit = NULL;
+	struct fg_audit_watch watch = { 0 };
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -442,7 +469,11 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
-	if (expected < 0 && fg_control_start(cfg, o, own, &journal, &err) != 0) {
+	if (expected < 0 && cfg->audit_log[0] != '\0' && fg_audit_start(cfg, &audit, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		goto out;
+	}
+	if (expected < 0 && fg_control_start(cfg, o, own, audit, &journal, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
@@ -460,7 +491,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	}
 	if (expected < 0) {
 		struct fg_server_config sc = { .path = cfg->control_socket,
-					       .compact_bytes = cfg->compact_bytes };
+					       .compact_bytes = cfg->compact_bytes,
+					       .audit = audit };
 
 		if (fg_group_id(cfg->control_group, &sc.write_gid, &err) != 0 ||
 		    fg_group_id(cfg->read_group, &sc.read_gid, &err) != 0 ||
@@ -524,6 +556,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			if (follower != NULL)
 				fg_follower_poll(follower);
 			fg_tables_reader_online(t, r.workers[0]->id);
+			fg_audit_watch(&watch, audit, &r);
 		}
 	} else {
 		while (!fg_signalled &&
@@ -532,11 +565,14 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			fg_server_poll(server, follower != NULL ? 2 : 10);
 			if (follower != NULL)
 				fg_follower_poll(follower);
+			fg_audit_watch(&watch, audit, &r);
 		}
 		fg_router_stop(&r);
 	}
 	t1 = rte_get_timer_cycles();
 	fg_router_join(&r);
+	watch.next = 0;                 /* the last second's alarm too */
+	fg_audit_watch(&watch, audit, &r);
 	fg_router_totals(&r, &tot);
 	fg_router_close(&r);
 	if (fg_signalled)
@@ -552,6 +588,7 @@ out:
 	fg_server_free(server);
 	fg_follower_free(follower);
 	fg_journal_close(journal);
+	fg_audit_close(audit);
 	fg_ownership_free(own);
 	fg_shield_close(shield);      /* the pins stay, for the next start */
 	fg_tables_free(t);

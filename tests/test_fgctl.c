@@ -127,7 +127,7 @@ static const char *const commands[] = {
 	"tenant add T", "tenant suspend T", "tenant resume T", "tenant del T",
 	"sink add S", "sink del S", "device add T D", "device del T D",
 	"device move D", "device rekey T D", "load FILE", "dump", "stats", "drops",
-	"health",
+	"health", "audit verify FILE",
 };
 
 Test(fgctl, help_lists_every_command_and_a_commands_usage)

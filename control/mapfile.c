@@ -155,6 +155,10 @@ fg_dec_tenant(json_t *o, struct fg_op *op, struct fg_err *err)
 	if (json_object_get(o, "burst")) {
 		if (fg_get_uint(o, "burst", 1, UINT32_MAX, &v, err))
 			return -EINVAL;
+		/* A burst is the depth of a rate's bucket: alone it means
+		 * nothing, and ignoring it would hide a forgotten rate. */
+		if (s->rate_pps == 0)
+			return fg_bad(err, "field \"burst\" needs \"rate_pps\" (a burst without a rate limits nothing)");
 		s->burst = v;
 	}
 	return 0;

@@ -1,9 +1,10 @@
 /*
- * The verdict engine: SPEC 3 checks 1-9, in order, on a burst of packets.
+ * The verdict engine: SPEC 3 checks 1-10, in order, on a burst of packets.
  *
  * Reads: the packets, the ownership tables (lock-free, inside the caller's
- * RCU read side). Sets: one struct fg_verdict per packet and the caller's
- * counters (every packet counted exactly once). The device pointer of a
+ * RCU read side), the TSC when a limited tenant's packet is seen. Sets: one
+ * struct fg_verdict per packet, the caller's counters (every packet counted
+ * exactly once) and its rate buckets. The device pointer of a
  * forwarded packet stays valid until the caller reports quiescence.
  */
 #ifndef FG_VERDICT_H
@@ -24,6 +25,7 @@ struct rte_mbuf;
 struct fg_engine {
 	const struct fg_tables *tables;
 	uint16_t frame_port_be;    /* UDP port of frames, network order */
+	unsigned int rate_shares;  /* workers a tenant's rate is divided among */
 };
 
 struct fg_verdict {
@@ -35,6 +37,8 @@ struct fg_verdict {
 	uint8_t reason;                /* FG_PASS or the drop reason */
 };
 
+/* One share of each rate limit: set rate_shares to the number of workers
+ * when there are more. */
 void fg_engine_init(struct fg_engine *e, const struct fg_tables *t,
 		    uint16_t frame_port);
 

@@ -76,7 +76,8 @@ fg_check_rate(const struct fg_engine *e, struct fg_counters *c,
 	      const struct fg_tenant *tn, uint64_t *now)
 {
 	if (unlikely(tn->slot >= c->max_tenants))
-		return FG_PASS;          /* a block smaller than the tables */
+		return FG_PASS;   /* a test's block smaller than its tables; a
+				   * router sizes its blocks by the tables */
 	if (*now == 0)
 		*now = rte_rdtsc();
 	return fg_rate_take(&c->rate[tn->slot], &tn->rate, e->rate_shares, *now)

@@ -9,7 +9,9 @@
  *             kept across suspend and resume, new for a re-created tenant or
  *             another tenant in the same slot;
  *   engine    the verdict engine on a real clock: a re-created tenant starts
- *             with a full bucket of its new limit, never the old one's;
+ *             with a full bucket of its new limit, never the old one's; with
+ *             two workers, a tenant whose packets all reach one of them gets
+ *             half its rate, and one spread over both gets all of it;
  *   router    a router on two net_ring ports, driven on this lcore: tenant A
  *             limited to R frames per second and offered 4R, tenant B
  *             unlimited on the same worker; over three one-second windows A
@@ -385,6 +387,75 @@ Test(engine, a_recreated_tenant_starts_with_its_new_burst)
 	cr_expect_eq(tot.drops[FG_DROP_rate_limited], 710);
 	cr_expect(fg_counters_conserved(&tot));
 	fg_counters_free(ctr);
+}
+
+/* Two workers' blocks fed on this thread, on a real clock: tenant 7's
+ * packets all reach worker 0 (one flow, or RSS skew), tenant 8's are spread
+ * evenly over both. Each tenant is limited to 2000/s and offered twice that
+ * on each worker it reaches. Over a one-second window after the bursts are
+ * spent, tenant 7 gets a worker's share, 1000, and tenant 8 all of 2000. */
+Test(engine, a_tenant_on_one_worker_gets_its_share_and_a_spread_one_the_rate)
+{
+	enum { RATE = 2000, WARMUP_MS = 300 };
+	struct fg_engine eng;
+	struct fg_counters *ctr[2];
+	uint64_t hz = rte_get_tsc_hz(), start, el, sent = 0, w0 = 0, w1 = 0;
+	fg_tenant_row row;
+	uint64_t fwd7[2] = { 0 }, fwd8[2] = { 0 };
+	double secs;
+	bool started = false;
+
+	tenant_with_device(7, SINK_A, DEV_A, RATE, 200);
+	tenant_with_device(8, SINK_B, DEV_B, RATE, 200);
+	fg_engine_init(&eng, env.t, FG_DEFAULT_FRAME_PORT);
+	eng.rate_shares = 2;
+	ctr[0] = fg_counters_create(2, SOCKET_ID_ANY);
+	ctr[1] = fg_counters_create(2, SOCKET_ID_ANY);
+	cr_assert(ctr[0] && ctr[1]);
+
+	/* Every millisecond, the packets due at 2 * RATE per worker reached. */
+	start = rte_rdtsc();
+	do {
+		uint64_t due;
+
+		el = rte_rdtsc() - start;
+		due = el * 2 * RATE / hz;
+		for (; sent < due; sent++) {
+			through_engine(&eng, ctr[0], 7, DEV_A, 1);
+			through_engine(&eng, ctr[0], 8, DEV_B, 1);
+			through_engine(&eng, ctr[1], 8, DEV_B, 1);
+		}
+		if (!started && el >= hz * WARMUP_MS / 1000) {
+			started = true;
+			w0 = el;
+			for (int w = 0; w < 2; w++) {
+				fg_counters_sum_tenant(&ctr[w], 1, fg_tables_tenant(env.t, 7)->slot, row);
+				fwd7[0] += row[FG_TENANT_FORWARDED];
+				fg_counters_sum_tenant(&ctr[w], 1, fg_tables_tenant(env.t, 8)->slot, row);
+				fwd8[0] += row[FG_TENANT_FORWARDED];
+			}
+		}
+		rte_delay_us_sleep(1000);
+	} while (el < hz * WARMUP_MS / 1000 + hz);
+	w1 = el;
+	fg_counters_sum_tenant(ctr, 2, fg_tables_tenant(env.t, 7)->slot, row);
+	fwd7[1] = row[FG_TENANT_FORWARDED];
+	fg_counters_sum_tenant(ctr, 2, fg_tables_tenant(env.t, 8)->slot, row);
+	fwd8[1] = row[FG_TENANT_FORWARDED];
+
+	secs = (double)(w1 - w0) / (double)hz;
+	cr_log_info("%.4f s: tenant 7 on one worker forwarded %lu, tenant 8 on both %lu",
+		    secs, (unsigned long)(fwd7[1] - fwd7[0]), (unsigned long)(fwd8[1] - fwd8[0]));
+	cr_expect((double)(fwd7[1] - fwd7[0]) >= RATE / 2 * secs * 0.95 &&
+		  (double)(fwd7[1] - fwd7[0]) <= RATE / 2 * secs * 1.05,
+		  "tenant 7, all on one of 2 workers, forwarded %lu in %.4f s, not %.0f",
+		  (unsigned long)(fwd7[1] - fwd7[0]), secs, RATE / 2 * secs);
+	cr_expect((double)(fwd8[1] - fwd8[0]) >= RATE * secs * 0.95 &&
+		  (double)(fwd8[1] - fwd8[0]) <= RATE * secs * 1.05,
+		  "tenant 8, spread over 2 workers, forwarded %lu in %.4f s, not %.0f",
+		  (unsigned long)(fwd8[1] - fwd8[0]), secs, RATE * secs);
+	fg_counters_free(ctr[0]);
+	fg_counters_free(ctr[1]);
 }
 
 /* ---- router: two tenants on one worker over one-second windows -------------- */

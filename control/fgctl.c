@@ -323,7 +323,12 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 		  "frames per second across the router (default: no limit)" },
 		{ "--burst", "N", T_ID, "burst", 0, "frames allowed above the rate at once" } },
 	  fgctl_run_request, "add a tenant",
-	  "Creates tenant T, active, with no sinks and no devices.",
+	  "Creates tenant T, active, with no sinks and no devices. With a rate, its\n"
+	  "frames beyond it are dropped as rate_limited. Each of the router's W\n"
+	  "workers enforces its own share: N/W frames per second and a burst of\n"
+	  "1/W of --burst (at least 32 frames, or all of --burst when smaller). A\n"
+	  "tenant whose frames all reach one worker therefore gets N/W. A tenant\n"
+	  "that exists is refused: to change its limit, delete it and add it again.",
 	  "apply", "tenant", fgctl_show_applied },
 	{ "tenant suspend", { ARG_TENANT("tenant", "tenant id") },
 	  fgctl_run_request, "stop forwarding a tenant's frames",

@@ -171,6 +171,8 @@ fg_router_init(struct fg_router *r, const struct fg_config *cfg,
 		return fg_err_set(err, EINVAL, "%u workers, but the tables take %u readers",
 				  n, t->cfg.max_readers);
 	r->n_workers = n;
+	/* Check 10: each worker enforces its share of every tenant's rate. */
+	r->engine.rate_shares = n;
 
 	r->rx_pool = rte_pktmbuf_pool_create("fg_rx", pool_size, 256, 0,
 					     RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());

@@ -14,6 +14,8 @@
 #include "ownership.h"
 
 struct fg_router;
+struct fg_ctl_values;
+struct fg_latency;
 
 struct fg_server_config {
 	const char *path;            /* socket path; its folder is created */
@@ -39,6 +41,16 @@ struct fg_server *fg_server_create(const struct fg_server_config *cfg,
  * committed as a group (one journal record, one fsync, one grace period),
  * each still accepted or refused on its own. */
 void fg_server_poll(struct fg_server *s, int timeout_ms);
+
+/* The control plane's values for observers (control thread only; they
+ * reach other threads through fg_ctl_state_publish). */
+void fg_server_values(const struct fg_server *s, struct fg_ctl_values *v);
+
+/* Request latencies of command kind i (0, 1, ... until NULL), and the
+ * kind's name ("apply", "stats", ..., "invalid" for requests that name no
+ * command). Control thread only. */
+const struct fg_latency *fg_server_latency(const struct fg_server *s, unsigned int i,
+					   const char **kind);
 
 /* Close every connection and remove the socket file. */
 void fg_server_free(struct fg_server *s);

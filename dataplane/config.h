@@ -15,7 +15,8 @@
  *       {"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
  *        "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "rx_queues": 1}
  *     ],
- *     "shield": {"pin_dir": "/sys/fs/bpf", "interfaces": ["eth1"]}
+ *     "shield": {"pin_dir": "/sys/fs/bpf", "interfaces": ["eth1"]},
+ *     "metrics": {"listen": "127.0.0.1:9470", "tenant_labels_max": 1000}
  *   }
  */
 #ifndef FG_CONFIG_H
@@ -23,6 +24,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <sys/socket.h>
 
 #include <rte_ether.h>
 
@@ -66,6 +69,14 @@ struct fg_config {
 	char shield_pin_dir[256];
 	unsigned int n_shield_ifaces;
 	char shield_ifaces[FG_CONFIG_MAX_SHIELD_IFACES][16];
+	/* The Prometheus endpoint (control/metrics.c): off unless the file
+	 * has a "metrics" object. metrics_listen is the address as written,
+	 * for messages; metrics_addr the same, decoded. */
+	bool metrics;
+	char metrics_listen[64];
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addr_len;
+	uint32_t metrics_tenant_labels_max;   /* tenants with their own label */
 };
 
 /* Defaults: frame port 47474, TTL 64, no ports. */

@@ -213,8 +213,13 @@ fg_render_latency(FILE *f, const struct fg_server *s)
 
 	fg_head(f, "framegate_control_request_seconds", "histogram",
 		"Time from reading a control request to queueing its reply, by command (for a change: its check, journal fsync, apply and grace period).");
+	/* Only the kinds used so far: a router that never saw a load has no
+	 * load series (they appear with the first one). */
 	for (unsigned int i = 0; s != NULL && (l = fg_server_latency(s, i, &kind)) != NULL; i++) {
 		uint64_t cum = 0;
+
+		if (l->count == 0)
+			continue;
 
 		for (int b = 0; b < FG_LATENCY_N_BOUNDS; b++) {
 			cum += l->bucket[b];

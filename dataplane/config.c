@@ -268,7 +268,7 @@ fg_metrics_setting(json_t *o, struct fg_config *c, struct fg_err *err)
 
 	if (!json_is_object(o))
 		return fg_err_set(err, EINVAL, "metrics: must be an object (an empty one for the defaults)");
-	if (fg_only_keys(o, keys, "metrics.", err))
+	if (fg_only_keys(o, keys, "metrics", err))
 		return -EINVAL;
 	l = json_object_get(o, "listen");
 	if (l != NULL && (!json_is_string(l) ||

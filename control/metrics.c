@@ -398,8 +398,10 @@ fg_metrics_create(const struct fg_metrics_config *cfg, const struct fg_router *r
 	m->server = server;
 	m->st = st;
 	/* No MHD_USE_INTERNAL_POLLING_THREAD: MHD runs when fg_metrics_poll
-	 * calls it, on the control thread. */
-	m->mhd = MHD_start_daemon((cfg->addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	 * calls it, on the control thread. epoll rather than select(), which
+	 * cannot watch a descriptor numbered past FD_SETSIZE. */
+	m->mhd = MHD_start_daemon(MHD_USE_EPOLL |
+				  (cfg->addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				  0, NULL, NULL, fg_metrics_answer, m,
 				  MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,

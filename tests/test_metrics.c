@@ -37,6 +37,9 @@
 #include <framegate/reasons.h>
 
 #include "ctl_client.h"
+#include "ctlstate.h"
+#include "mapfile.h"
+#include "metrics.h"
 #include "support.h"
 
 static struct {
@@ -272,16 +275,13 @@ http_get(const char *path, char **body)
 	return status;
 }
 
-/* A scrape as {"name{labels}": value}; the text kept in *text if asked. */
+/* Exposition text as {"name{labels}": value}. */
 static json_t *
-scrape(char **text)
+parse_samples(const char *text)
 {
 	json_t *samples = json_object();
-	char *body, *save = NULL;
+	char *body = strdup(text), *save = NULL;
 
-	cr_assert_eq(http_get("/metrics", &body), 200);
-	if (text != NULL)
-		*text = strdup(body);
 	for (char *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *sp = strrchr(line, ' ');
 
@@ -291,6 +291,22 @@ scrape(char **text)
 		json_object_set_new(samples, line, json_real(strtod(sp + 1, NULL)));
 	}
 	free(body);
+	return samples;
+}
+
+/* A scrape as {"name{labels}": value}; the text kept in *text if asked. */
+static json_t *
+scrape(char **text)
+{
+	json_t *samples;
+	char *body;
+
+	cr_assert_eq(http_get("/metrics", &body), 200);
+	samples = parse_samples(body);
+	if (text != NULL)
+		*text = body;
+	else
+		free(body);
 	return samples;
 }
 
@@ -459,10 +475,78 @@ Test(metrics, a_scrape_equals_stats_passes_promtool_and_moves_with_traffic)
 	json_decref(samples);
 	json_decref(stats);
 
+	/* A request that names no command is timed as "invalid". */
+	{
+		int fd = fg_ctl_connect(m.sock);
+		json_t *r;
+
+		cr_assert(fd >= 0);
+		r = fg_ctl_call(fd, json_pack("[i]", 1));
+		cr_expect(json_is_false(json_object_get(r, "ok")));
+		json_decref(r);
+		close(fd);
+		samples = scrape(NULL);
+		cr_expect_eq(sample(samples, "framegate_control_request_seconds_count{cmd=\"invalid\"}"), 1);
+		json_decref(samples);
+	}
+
 	/* Only /metrics is served. */
 	cr_expect_eq(http_get("/nothing", &body), 404);
 	cr_expect(strstr(body, "/metrics") != NULL, "%s", body);
 	free(body);
+}
+
+/* The store follower's gauges, and a cap of 0 tenant labels, in-process:
+ * the endpoint's own library on real tables, with no router around it. */
+Test(metrics, store_gauges_appear_once_the_follower_reports)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)m.metrics_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct fg_metrics_config mc = { .listen = "127.0.0.1", .addr = (struct sockaddr *)&a,
+					.addr_len = sizeof(a), .tenant_labels_max = 0 };
+	struct fg_err err = { 0 };
+	struct fg_test_env env;
+	struct fg_ctl_state *st;
+	struct fg_metrics *mx;
+	json_t *samples;
+	char *text;
+	size_t len;
+	double age;
+
+	fg_test_env_init(&env, 64, 64, 64);
+	cr_assert_eq(fg_mapfile_load(env.o, fg_test_vector_path("mappings.jsonl"), NULL, &err), 0,
+		     "%s", err.msg);
+	st = fg_ctl_state_create();
+	cr_assert_not_null(st);
+	mx = fg_metrics_create(&mc, NULL, env.o, NULL, st, &err);
+	cr_assert_not_null(mx, "%s", err.msg);
+
+	text = fg_metrics_render(mx, &len);
+	cr_assert_not_null(text);
+	cr_expect(strstr(text, "framegate_store_") == NULL, "store gauges without a follower:\n%s", text);
+	samples = parse_samples(text);
+	free(text);
+	/* Every tenant summed: no label of its own. */
+	cr_expect_eq(sample(samples, "framegate_tenant_forwarded_packets_total{tenant=\"other\"}"), 0);
+	cr_expect_null(json_object_get(samples, "framegate_tenant_forwarded_packets_total{tenant=\"7\"}"));
+	json_decref(samples);
+
+	fg_metrics_set_store(mx, 100, 105, 2.0);
+	fg_metrics_set_store(NULL, 1, 1, 0);     /* no endpoint: nothing */
+	text = fg_metrics_render(mx, &len);
+	cr_assert_not_null(text);
+	promtool_accepts(text);
+	samples = parse_samples(text);
+	free(text);
+	cr_expect_eq(sample(samples, "framegate_store_revision"), 100);
+	cr_expect_eq(sample(samples, "framegate_store_lag_revisions"), 5);
+	age = sample(samples, "framegate_store_last_sync_seconds");
+	cr_expect(age >= 2.0 && age < 3.0, "last sync %.3f s ago, not 2", age);
+	json_decref(samples);
+
+	fg_metrics_free(mx);
+	fg_ctl_state_free(st);
+	fg_test_env_fini(&env);
 }
 
 /* ---- telemetry --------------------------------------------------------------- */

@@ -39,7 +39,8 @@ struct fg_store_values {
 	bool following;
 	int64_t enforced_revision;   /* the store revision the tables hold */
 	int64_t store_revision;      /* the newest revision the store has */
-	double synced_at;            /* CLOCK_REALTIME seconds of the last sync */
+	double synced_at;            /* CLOCK_REALTIME seconds of the last sync;
+				      * negative: never */
 };
 
 struct fg_ctl_state;

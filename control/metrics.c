@@ -291,10 +291,12 @@ fg_render_control(FILE *f, const struct fg_ctl_values *v, const struct fg_store_
 			"Revisions the store has that the tables do not enforce yet.");
 		fprintf(f, "framegate_store_lag_revisions %" PRId64 "\n",
 			st->store_revision - st->enforced_revision);
-		fg_head(f, "framegate_store_last_sync_seconds", "gauge",
-			"Seconds since the follower last heard from the store.");
-		fprintf(f, "framegate_store_last_sync_seconds %.3f\n",
-			(double)now.tv_sec + now.tv_nsec / 1e9 - st->synced_at);
+		if (st->synced_at >= 0) {
+			fg_head(f, "framegate_store_last_sync_seconds", "gauge",
+				"Seconds since the follower last confirmed it is in step with the store.");
+			fprintf(f, "framegate_store_last_sync_seconds %.3f\n",
+				(double)now.tv_sec + now.tv_nsec / 1e9 - st->synced_at);
+		}
 	}
 }
 
@@ -434,7 +436,7 @@ fg_metrics_set_store(struct fg_metrics *m, int64_t enforced, int64_t store_rev,
 	if (m == NULL)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
-	st.synced_at = (double)now.tv_sec + now.tv_nsec / 1e9 - since_sync_s;
+	st.synced_at = since_sync_s < 0 ? -1 : (double)now.tv_sec + now.tv_nsec / 1e9 - since_sync_s;
 	fg_ctl_state_set_store(m->st, &st);
 }
 

@@ -44,8 +44,9 @@ void fg_metrics_poll(struct fg_metrics *m);
 char *fg_metrics_render(struct fg_metrics *m, size_t *len);
 
 /* The etcd follower's position: the store revision the tables enforce, the
- * newest revision the store has, and how long ago the follower last heard
- * from the store. Until the first call the store gauges are left out.
+ * newest revision the store has, and how long ago the follower last
+ * confirmed it is in step with the store (negative: never; that gauge is
+ * then left out). Until the first call every store gauge is left out.
  * Any thread; NULL m: nothing. */
 void fg_metrics_set_store(struct fg_metrics *m, int64_t enforced, int64_t store_rev,
 			  double since_sync_s);

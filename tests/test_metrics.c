@@ -531,6 +531,16 @@ Test(metrics, store_gauges_appear_once_the_follower_reports)
 	cr_expect_null(json_object_get(samples, "framegate_tenant_forwarded_packets_total{tenant=\"7\"}"));
 	json_decref(samples);
 
+	/* Following, never confirmed in step: no last-sync age to give. */
+	fg_metrics_set_store(mx, 90, 95, -1);
+	text = fg_metrics_render(mx, &len);
+	cr_assert_not_null(text);
+	samples = parse_samples(text);
+	free(text);
+	cr_expect_eq(sample(samples, "framegate_store_revision"), 90);
+	cr_expect_null(json_object_get(samples, "framegate_store_last_sync_seconds"));
+	json_decref(samples);
+
 	fg_metrics_set_store(mx, 100, 105, 2.0);
 	fg_metrics_set_store(NULL, 1, 1, 0);     /* no endpoint: nothing */
 	text = fg_metrics_render(mx, &len);

@@ -51,6 +51,9 @@
 #include "audit.h"
 #include "dump.h"
 #include "follower.h"
+#include "ctlstate.h"
+#include "dump.h"
+#include "latency.h"
 #include "mapfile.h"
 #include "server.h"
 #include "shield.h"
@@ -59,6 +62,7 @@
 #define FG_SERVER_MAX_CONNS 64
 #define FG_GROUP_MAX 4096         /* single changes committed together */
 #define FG_OUT_HIGH (1u << 20)    /* replies unread by a peer: read no more */
+#define FG_CMD_KINDS_MAX 24       /* command rows, and one for invalid requests */
 
 struct fg_load {
 	bool active;
@@ -92,6 +96,7 @@ struct fg_pending {
 	bool accepted;              /* checked: goes into the journal record */
 	struct fg_err err;          /* err.code != 0: refused (or the shield
 				     * could not follow it) */
+	double t0;                  /* when it was read, for its latency */
 };
 
 struct fg_server {
@@ -112,6 +117,10 @@ struct fg_server {
 	uint64_t groups;            /* group commits, for health */
 	struct fg_follower *follower; /* following a store: changes go there */
 	bool test_hooks;            /* FG_TEST_HOOKS=1: test.drift is served */
+	time_t last_change;         /* when changes were last applied; 0: never */
+	/* Each request's time from read to reply, by command row (the last
+	 * one: requests that name no command), for the metrics endpoint. */
+	struct fg_latency lat[FG_CMD_KINDS_MAX];
 };
 
 struct fg_cmd {
@@ -250,6 +259,7 @@ fg_commit(struct fg_server *s, const struct fg_conn *c, struct fg_load *l, bool 
 	if (ret < 0)
 		return ret;
 	s->changes += l->n;
+	s->last_change = time(NULL);
 	ret = fg_audited(s, c, l->text, l->text_len, err);
 	return ret < 0 ? ret : fg_shield_lagged(s, faults, err);
 }
@@ -399,6 +409,8 @@ fg_group_flush(struct fg_server *s)
 	if (ret == 0) {
 		s->changes += n_ok;
 		s->groups += n_ok > 0;
+		if (n_ok > 0)
+			s->last_change = time(NULL);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct fg_pending *p = &s->group[i];
@@ -413,6 +425,7 @@ fg_group_flush(struct fg_server *s)
 			fg_send(p->conn, r);
 			json_decref(r);
 		}
+		fg_latency_record(&s->lat[0], fg_latency_now() - p->t0);   /* apply */
 		free(p->line);
 	}
 	s->n_group = 0;
@@ -420,7 +433,7 @@ fg_group_flush(struct fg_server *s)
 
 /* Queue one `apply` for the group commit. */
 static void
-fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req)
+fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req, double t0)
 {
 	struct fg_pending *p;
 	struct fg_err err = { 0 };
@@ -431,12 +444,13 @@ fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req)
 	if (fg_op_from_json(json_object_get(req, "op"), &line, &len, &op, &err) < 0) {
 		fg_group_flush(s);          /* its reply comes after theirs */
 		fg_reply_error(c, &err);
+		fg_latency_record(&s->lat[0], fg_latency_now() - t0);
 		return;
 	}
 	if (s->n_group == FG_GROUP_MAX)
 		fg_group_flush(s);
 	p = &s->group[s->n_group++];
-	*p = (struct fg_pending){ .conn = c, .op = op, .line = line, .len = len };
+	*p = (struct fg_pending){ .conn = c, .op = op, .line = line, .len = len, .t0 = t0 };
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -876,6 +890,11 @@ static const struct fg_cmd fg_cmds[] = {
 	{ "test.drift", true, fg_cmd_test_drift },
 };
 
+/* Row 0 is apply (the group commit records it as such); the row after the
+ * last counts requests that name no command. */
+_Static_assert(RTE_DIM(fg_cmds) + 1 <= FG_CMD_KINDS_MAX, "FG_CMD_KINDS_MAX too small");
+#define FG_KIND_INVALID RTE_DIM(fg_cmds)
+
 /* ---- the socket ------------------------------------------------------------- */
 
 static const char *
@@ -1068,6 +1087,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	struct fg_err err = { 0 };
 	const struct fg_cmd *cmd = NULL;
 	json_error_t jerr;
+	double t0 = fg_latency_now();
 	json_t *req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *res;
 	const char *name;
@@ -1082,6 +1102,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 			fg_err_set(&err, EINVAL, "a request is one JSON object");
 		fg_reply_error(c, &err);
 		json_decref(req);
+		fg_latency_record(&s->lat[FG_KIND_INVALID], fg_latency_now() - t0);
 		return;
 	}
 	name = json_string_value(json_object_get(req, "cmd"));
@@ -1100,7 +1121,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 			   cmd->name);
 	}
 	if (err.code == 0 && cmd->handler == fg_cmd_apply) {
-		fg_group_add(s, c, req);
+		fg_group_add(s, c, req, t0);
 		json_decref(req);
 		return;
 	}
@@ -1109,6 +1130,8 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	if (err.code) {
 		fg_reply_error(c, &err);
 		json_decref(req);
+		fg_latency_record(&s->lat[cmd ? (size_t)(cmd - fg_cmds) : FG_KIND_INVALID],
+				  fg_latency_now() - t0);
 		return;
 	}
 	res = json_object();
@@ -1121,6 +1144,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	}
 	json_decref(res);
 	json_decref(req);
+	fg_latency_record(&s->lat[cmd - fg_cmds], fg_latency_now() - t0);
 }
 
 /* Read what is there; handle every complete request. -1: close. */
@@ -1326,4 +1350,44 @@ fg_server_free(struct fg_server *s)
 	free(s->group);
 	free(s->group_text);
 	free(s);
+}
+
+/* ---- what observers see (ctlstate.h, control/metrics.c) --------------------- */
+
+void
+fg_server_values(const struct fg_server *s, struct fg_ctl_values *v)
+{
+	const struct fg_tables *t = fg_ownership_tables(s->own);
+
+	memset(v, 0, sizeof(*v));
+	v->tenants = fg_tables_count_tenants(t);
+	v->sinks = fg_tables_count_sinks(t);
+	v->devices = fg_tables_count_devices(t);
+	v->max_tenants = t->cfg.max_tenants;
+	v->max_sinks = t->cfg.max_sinks;
+	v->max_devices = t->cfg.max_devices;
+	if (s->journal != NULL) {
+		v->has_journal = true;
+		v->journal_bytes = fg_journal_size(s->journal);
+		v->journal_records = fg_journal_records(s->journal);
+		v->journal_generation = fg_journal_generation(s->journal);
+	}
+	if (fg_ownership_shield(s->own) != NULL) {
+		v->shield_faults = fg_ownership_shield_faults(s->own, NULL);
+		v->shield = v->shield_faults ? FG_SHIELD_STATE_DEGRADED : FG_SHIELD_STATE_IN_STEP;
+	}
+	v->connections = s->n_conns;
+	v->changes_applied = s->changes;
+	v->group_commits = s->groups;
+	v->started_unix = s->started;
+	v->last_change_unix = s->last_change;
+}
+
+const struct fg_latency *
+fg_server_latency(const struct fg_server *s, unsigned int i, const char **kind)
+{
+	if (i > FG_KIND_INVALID)
+		return NULL;
+	*kind = i == FG_KIND_INVALID ? "invalid" : fg_cmds[i].name;
+	return &s->lat[i];
 }

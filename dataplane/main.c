@@ -33,15 +33,18 @@
 #include "audit.h"
 #include "audit_alarm.h"
 #include "config.h"
+#include "ctlstate.h"
 #include "eal_quick.h"
 #include "follower.h"
 #include "journal.h"
 #include "mapfile.h"
+#include "metrics.h"
 #include "ownership.h"
 #include "router.h"
 #include "server.h"
 #include "shield.h"
 #include "stats.h"
+#include "telemetry.h"
 
 /* Exit codes: 0 done; 1 a file or the set-up was refused; 2 usage. */
 enum { FG_EXIT_OK = 0, FG_EXIT_FAIL = 1, FG_EXIT_USAGE = 2 };
@@ -65,7 +68,10 @@ usage(FILE *f)
 		"\n"
 		"Router mode forwards verified frames between the DPDK ports EAL found\n"
 		"(--vdev or --allow), as the configuration file describes them, until\n"
-		"SIGINT or SIGTERM or the --duration, then prints its counters.\n"
+		"SIGINT or SIGTERM or the --duration, then prints its counters. Its\n"
+		"counters are also on DPDK's telemetry socket (/framegate/ commands) and,\n"
+		"with \"metrics\" in the configuration, at http://ADDRESS:PORT/metrics\n"
+		"(docs/observability.md).\n"
 		"\n"
 		"Replay mode runs the same router on one net_pcap port: it reads IN.pcap,\n"
 		"writes every copy it sends to OUT.pcap and exits when the capture is\n"
@@ -427,6 +433,61 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 	return ret;
 }
 
+/* Observers (router mode): DPDK telemetry commands, always; the Prometheus
+ * endpoint when configured. After the control server, before the ports. */
+static int
+fg_observers_start(const struct fg_config *cfg, const struct fg_router *r,
+		   struct fg_ownership *own, const struct fg_server *server,
+		   struct fg_ctl_state **stp, struct fg_metrics **mp, struct fg_err *err)
+{
+	struct fg_tables *t = fg_ownership_tables(own);
+	struct fg_ctl_state *st = fg_ctl_state_create();
+	struct fg_ctl_values v;
+
+	if (st == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory");
+	*stp = st;
+	fg_server_values(server, &v);
+	fg_ctl_state_publish(st, &v);
+	/* The last RCU reader id: the workers take the first ones. */
+	if (fg_telemetry_start(r, t, t->cfg.max_readers - 1, st, err) != 0)
+		return -err->code;
+	if (cfg->metrics) {
+		struct fg_metrics_config mc = {
+			.listen = cfg->metrics_listen,
+			.addr = (const struct sockaddr *)&cfg->metrics_addr,
+			.addr_len = cfg->metrics_addr_len,
+			.tenant_labels_max = cfg->metrics_tenant_labels_max,
+		};
+
+		*mp = fg_metrics_create(&mc, r, own, server, st, err);
+		if (*mp == NULL)
+			return -err->code;
+		fprintf(stderr, "framegate: metrics at http://%s/metrics\n", cfg->metrics_listen);
+	}
+	return 0;
+}
+
+/* After each round of the control socket: publish the control plane's state
+ * for the telemetry threads, and serve the metrics endpoint. */
+static void
+fg_observers_tick(const struct fg_server *server, struct fg_ctl_state *st,
+		  struct fg_metrics *m, const struct fg_follower *f)
+{
+	struct fg_ctl_values v;
+
+	fg_server_values(server, &v);
+	fg_ctl_state_publish(st, &v);
+	if (m != NULL && f != NULL) {
+		int64_t enforced, store_rev;
+		double since;
+
+		fg_follower_lag(f, &enforced, &store_rev, &since);
+		fg_metrics_set_store(m, enforced, store_rev, since);
+	}
+	fg_metrics_poll(m);
+}
+
 /* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
 static int
 fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
@@ -448,6 +509,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	static uint32_t store_closed;       /* the dataplane's store_stale switch */
 	struct fg_audit *audit = NULL;
 	struct fg_audit_watch watch = { 0 };
+	struct fg_metrics *metrics = NULL;
+	struct fg_ctl_state *ctl_state = NULL;  /* read by telemetry threads */
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -496,8 +559,10 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 
 		if (fg_group_id(cfg->control_group, &sc.write_gid, &err) != 0 ||
 		    fg_group_id(cfg->read_group, &sc.read_gid, &err) != 0 ||
-		    (server = fg_server_create(&sc, own, journal, &r, &err)) == NULL) {
+		    (server = fg_server_create(&sc, own, journal, &r, &err)) == NULL ||
+		    fg_observers_start(cfg, &r, own, server, &ctl_state, &metrics, &err) != 0) {
 			fprintf(stderr, "framegate: %s\n", err.msg);
+			fg_telemetry_stop();
 			fg_router_close(&r);
 			goto out;
 		}
@@ -555,6 +620,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			fg_server_poll(server, 0);
 			if (follower != NULL)
 				fg_follower_poll(follower);
+			fg_observers_tick(server, ctl_state, metrics, follower);
 			fg_tables_reader_online(t, r.workers[0]->id);
 			fg_audit_watch(&watch, audit, &r);
 		}
@@ -566,6 +632,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			if (follower != NULL)
 				fg_follower_poll(follower);
 			fg_audit_watch(&watch, audit, &r);
+			fg_observers_tick(server, ctl_state, metrics, follower);
 		}
 		fg_router_stop(&r);
 	}
@@ -574,6 +641,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	watch.next = 0;                 /* the last second's alarm too */
 	fg_audit_watch(&watch, audit, &r);
 	fg_router_totals(&r, &tot);
+	fg_telemetry_stop();
 	fg_router_close(&r);
 	if (fg_signalled)
 		fprintf(stderr, "framegate: stopped by signal %d\n", (int)fg_signalled);
@@ -585,6 +653,9 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		goto out;
 	ret = fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
 out:
+	fg_telemetry_stop();
+	fg_metrics_free(metrics);
+	fg_ctl_state_free(ctl_state);
 	fg_server_free(server);
 	fg_follower_free(follower);
 	fg_journal_close(journal);

@@ -24,6 +24,9 @@ packages=(
   clang libclang-rt-14-dev  # the libFuzzer harnesses (clang also builds ebpf/)
   libbpf-dev bpftool linux-libc-dev  # the XDP shield: libbpf, skeletons, headers
   libcurl4-openssl-dev etcd-server   # the etcd client, and the test clusters
+  libmicrohttpd-dev         # the Prometheus endpoint (control/metrics.c)
+  dpdk-dev                  # dpdk-telemetry.py, run by the metrics suite
+  prometheus                # promtool, which checks a scrape in the metrics suite
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then

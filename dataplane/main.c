@@ -27,6 +27,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 
 #include <grp.h>
 
@@ -607,6 +608,13 @@ main(int argc, char **argv)
 	argv[n] = argv[0];
 	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0)
 		return FG_EXIT_USAGE;
+	/* dpdk-dumpcap attaches to a running router as a secondary process
+	 * (docs/configuration.md, "Capturing"): it needs the router started
+	 * with multi-process on (no --no-shconf, no --in-memory). Without it
+	 * this registers nothing and capture is simply unavailable. */
+	if (rte_pdump_init() != 0)
+		fprintf(stderr, "framegate: dpdk-dumpcap cannot attach: %s\n",
+			rte_strerror(rte_errno));
 	fg_config_defaults(&cfg);
 	if (fg_config_load(&cfg, o.config, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);

@@ -37,14 +37,14 @@ fg_capture_int(json_t *req, const char *field, json_int_t min, json_int_t max,
 static int
 fg_capture_bad_reason(const char *name, struct fg_err *err)
 {
-	char list[200];
+	char list[256];
 	size_t k = 0;
 
 	list[0] = '\0';
 	for (int r = 1; r < FG_REASON_END; r++)
 		k += (size_t)snprintf(list + k, k < sizeof(list) ? sizeof(list) - k : 0, "%s%s",
 				      r > 1 ? " " : "", fg_reason_name((enum fg_reason)r));
-	return fg_err_set(err, EINVAL, "reason \"%.24s\" is not a drop reason; one of: %s",
+	return fg_err_set(err, EINVAL, "reason \"%.16s\" is not a drop reason; one of: %s",
 			  name, list);
 }
 

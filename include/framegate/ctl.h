@@ -25,7 +25,8 @@
  *   stats         -                            counters (SPEC 3)     no
  *   drops         "tenant": T (optional)       "drops": {...}        no
  *   health        -                            state of the router   no
- *                 (with a shield: "shield_in_step" and "shield": {...})
+ *                 (with a shield: "shield_in_step" and "shield": {...}; while
+ *                 a capture runs: "capture": {"reason", "count", "saved"})
  *   shield.check  -                            "in_step": bool,      no
  *                 "differences": N, "listed": [{"entry": "tenant"|"owner",
  *                 "problem": "missing"|"extra"|"differs", "tenant", "device",

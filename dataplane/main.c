@@ -616,7 +616,7 @@ main(int argc, char **argv)
 	/* dpdk-dumpcap attaches to a running router as a secondary process
 	 * (docs/configuration.md, "Capturing"): it needs the router started
 	 * with multi-process on (no --no-shconf, no --in-memory). Without it
-	 * this registers nothing and capture is simply unavailable. */
+	 * this registers nothing, and dumpcap cannot attach. */
 	if (rte_pdump_init() != 0)
 		fprintf(stderr, "framegate: dpdk-dumpcap cannot attach: %s\n",
 			rte_strerror(rte_errno));
@@ -626,6 +626,7 @@ main(int argc, char **argv)
 		return FG_EXIT_FAIL;
 	}
 	ret = fg_run(&cfg, &o, -1);
+	rte_pdump_uninit();
 	fg_eal_cleanup();
 	return ret;
 }

@@ -12,6 +12,7 @@
  *   - a capture whose time runs out says how many it saved, and the file
  *     holds those;
  *   - bad reasons, counts, tenants and paths are refused naming the input;
+ *     a peer of the read group may read state but not capture;
  *     a second capture is refused with EBUSY; a refused capture leaves an
  *     existing file as it was and the router not armed; a client that
  *     disconnects disarms it;
@@ -85,7 +86,8 @@ capr_start(struct capr *r, bool hugepages)
 	snprintf(path, sizeof(path), "%s/config.json", r->dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
-	fprintf(f, "{\"control_socket\": \"%s\", \"journal_dir\": \"%s/journal\", \"mbufs\": 2047,\n"
+	fprintf(f, "{\"read_group\": \"nogroup\",\n"
+		   " \"control_socket\": \"%s\", \"journal_dir\": \"%s/journal\", \"mbufs\": 2047,\n"
 		   " \"tables\": {\"max_tenants\": 64, \"max_sinks\": 64, \"max_devices\": 1024},\n"
 		   " \"ports\": [{\"port\": 0, \"role\": \"both\", \"next_hop_mac\": \"02:00:00:00:00:01\",\n"
 		   "             \"ipv4\": \"192.0.2.1\"}]}\n", r->sock, r->dir);
@@ -533,6 +535,33 @@ Test(capture, bad_requests_are_refused_and_change_nothing)
 		cr_expect(strstr(out, says) != NULL, "%s: \"%s\" does not say \"%s\"", args, out, says);
 		cr_expect_null(armed(), "%s armed a capture", args);
 	}
+
+	/* Packets carry tenants' video: the read group (nogroup here) may
+	 * read state, and may not capture. */
+	cr_assert_eq(chmod(R.sock, 0666), 0);
+	cr_assert_eq(chmod(R.dir, 0755), 0);
+	pid = fork();
+	if (pid == 0) {
+		json_t *h, *c;
+		const char *code;
+
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(10);
+		h = fg_ctl_once(R.sock, json_pack("{s:s}", "cmd", "health"));
+		if (h == NULL || !json_is_true(json_object_get(h, "ok")))
+			_exit(11);
+		c = fg_ctl_once(R.sock, json_pack("{s:s, s:s, s:i}", "cmd", "capture",
+						  "reason", "not_owned", "count", 1));
+		code = c ? json_string_value(json_object_get(c, "code")) : NULL;
+		if (code == NULL || strcmp(code, "EPERM") != 0)
+			_exit(12);
+		_exit(strstr(json_string_value(json_object_get(c, "error")),
+			     "capture: uid 65534 may not change state") ? 0 : 13);
+	}
+	cr_assert_eq(waitpid(pid, &ret, 0), pid);
+	cr_expect(WIFEXITED(ret) && WEXITSTATUS(ret) == 0, "the read group's peer: exit %d",
+		  WEXITSTATUS(ret));
+	cr_expect_null(armed(), "the read group armed a capture");
 
 	/* One capture at a time: a second is refused with EBUSY, and its
 	 * --out, an existing file, is left as it was. */

@@ -101,7 +101,12 @@ capr_start(struct capr *r, bool hugepages)
 		 "exec %s %s --no-pci --file-prefix=%s --no-telemetry -l 0 --log-level=*:error"
 		 " --vdev net_tap0,iface=%s -- --config %s/config.json --mappings %s/map.jsonl"
 		 " > /dev/null",
-		 FG_FRAMEGATE, hugepages ? "-m 128" : "--no-huge -m 256 --no-shconf", r->prefix,
+		 FG_FRAMEGATE,
+		 /* The secondary maps the router's memory at the same addresses:
+		  * put it far from where either process's libraries and heap
+		  * (and, under ASan, its shadow) go. */
+		 hugepages ? "-m 128 --base-virtaddr=0x200000000000" : "--no-huge -m 256 --no-shconf",
+		 r->prefix,
 		 r->ifname, r->dir, r->dir);
 	r->pid = fg_router_spawn(cmd, &serving);
 	cr_assert(r->pid > 0 && serving, "the router did not start: %s", cmd);
@@ -113,8 +118,15 @@ capr_stop(struct capr *r)
 	char cmd[512];
 
 	if (r->pid > 0) {
+		/* A router that does not stop in 20 s is killed: the suite goes on. */
 		kill(r->pid, SIGTERM);
-		waitpid(r->pid, NULL, 0);
+		for (int i = 0; i < 2000 && waitpid(r->pid, NULL, WNOHANG) == 0; i++)
+			usleep(10000);
+		if (kill(r->pid, 0) == 0) {
+			fprintf(stderr, "the router did not stop on SIGTERM in 20 s: killed\n");
+			kill(r->pid, SIGKILL);
+			waitpid(r->pid, NULL, 0);
+		}
 		r->pid = 0;
 	}
 	/* EAL leaves its runtime folder, and a router on hugepages its page

@@ -18,6 +18,7 @@
  *
  * fgctl links no DPDK code (only its headers, for the op decoder's structs),
  * so it runs on any host that can reach the socket, the store or the file.
+ * It also links libpcap (to write `capture` files) and libsodium (base64).
  */
 #define _GNU_SOURCE            /* memrchr */
 #include <arpa/inet.h>
@@ -37,6 +38,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <pcap/pcap.h>
+#include <sodium.h>
 
 #include "framegate/ctl.h"
 #include "framegate/wire.h"
@@ -48,6 +51,8 @@
 #define FGCTL_MAX_RESPONSE (64u << 20)   /* refuse a longer response */
 #define FGCTL_MAX_ARGS 8
 #define FGCTL_NAME_MAX 63                /* tenant name bytes (tables.h) */
+#define FGCTL_STR_(x) #x
+#define FGCTL_STR(x) FGCTL_STR_(x)              /* a number macro as text */
 
 /* The drop reasons in check order, from the one list (SPEC 3). */
 static const char *const fgctl_reasons[] = {
@@ -70,6 +75,9 @@ enum fgctl_type {
 	T_NAME,        /* tenant name, 1..63 bytes of UTF-8 */
 	T_ADDR,        /* IPv4 or IPv6 address */
 	T_FILE,        /* a path, opened by the command */
+	T_REASON,      /* a drop reason's name (drop_reasons.def) */
+	T_COUNT,       /* capture: packets, 1..FG_CTL_CAPTURE_MAX_COUNT */
+	T_SECONDS,     /* capture: 1..FG_CTL_CAPTURE_MAX_TIMEOUT */
 	T_FLAG,        /* no value */
 };
 
@@ -236,6 +244,24 @@ fgctl_parse_string(const char *s, uint64_t min, uint64_t max, json_t **out,
 	return 0;
 }
 
+static int
+fgctl_parse_reason(const char *s, uint64_t min, uint64_t max, json_t **out,
+		   char *msg, size_t len)
+{
+	size_t k;
+
+	(void)min, (void)max;
+	for (size_t r = 0; r < FGCTL_N_REASONS; r++)
+		if (strcmp(s, fgctl_reasons[r]) == 0) {
+			*out = json_string(s);
+			return 0;
+		}
+	k = (size_t)snprintf(msg, len, "is not a drop reason; one of:");
+	for (size_t r = 0; r < FGCTL_N_REASONS && k < len; r++)
+		k += (size_t)snprintf(msg + k, len - k, " %s", fgctl_reasons[r]);
+	return -1;
+}
+
 static const struct fgctl_type_def fgctl_types[] = {
 	[T_ID] = { fgctl_parse_number, 1, UINT32_MAX },
 	[T_U32] = { fgctl_parse_number, 0, UINT32_MAX },
@@ -247,6 +273,9 @@ static const struct fgctl_type_def fgctl_types[] = {
 	[T_NAME] = { fgctl_parse_name, 1, FGCTL_NAME_MAX },
 	[T_ADDR] = { fgctl_parse_addr, 0, 0 },
 	[T_FILE] = { fgctl_parse_string, 0, 0 },
+	[T_REASON] = { fgctl_parse_reason, 0, 0 },
+	[T_COUNT] = { fgctl_parse_number, 1, FG_CTL_CAPTURE_MAX_COUNT },
+	[T_SECONDS] = { fgctl_parse_number, 1, FG_CTL_CAPTURE_MAX_TIMEOUT },
 	[T_FLAG] = { NULL, 0, 0 },
 };
 
@@ -299,7 +328,7 @@ struct fgctl {
 
 static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
 static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check,
-	fgctl_run_audit_verify;
+	fgctl_run_audit_verify, fgctl_run_capture;
 static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
 	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
 	fgctl_show_shield_check, fgctl_show_shield_resync;
@@ -444,6 +473,27 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 	  "(line and sequence number) and what is wrong with it: bad_json,\n"
 	  "bad_record, hash_mismatch, sequence_gap, broken_link or torn_line.",
 	  NULL, NULL, NULL },
+	{ "capture", {
+		{ "--reason", "R", T_REASON, "reason", A_REQUIRED,
+		  "the drop reason (fgctl drops --all lists them)" },
+		{ "--count", "N", T_COUNT, "count", A_REQUIRED,
+		  "packets to save, 1 to " FGCTL_STR(FG_CTL_CAPTURE_MAX_COUNT) },
+		{ "--out", "FILE.pcap", T_FILE, NULL, A_REQUIRED,
+		  "the pcap file fgctl writes (replaced only when the capture is done)" },
+		{ "--tenant", "T", T_ID, "tenant", 0,
+		  "only drops claiming this tenant (reasons from unknown_tenant on)" },
+		{ "--timeout", "S", T_SECONDS, "timeout", 0,
+		  "give up after S seconds, 1 to " FGCTL_STR(FG_CTL_CAPTURE_MAX_TIMEOUT)
+		  " (default " FGCTL_STR(FG_CTL_CAPTURE_DEFAULT_TIMEOUT) ")" } },
+	  fgctl_run_capture, "save dropped packets of one reason to a pcap file",
+	  "The router's workers copy the first N packets they drop for reason R\n"
+	  "after the capture starts (no sampling; at most " FGCTL_STR(FG_CTL_CAPTURE_SNAPLEN) " bytes of each),\n"
+	  "and send them back when N are saved or the timeout passes; fgctl writes\n"
+	  "them, with their arrival times in nanoseconds, to FILE.pcap (mode 0600:\n"
+	  "it holds tenants' video). One capture runs at a time; interrupting fgctl\n"
+	  "cancels it. Root or the control group only. Exit status 0 when N were\n"
+	  "saved, 1 when the timeout passed first (the file holds those saved).",
+	  "capture", NULL, NULL },
 };
 #define FGCTL_N_CMDS (sizeof(fgctl_cmds) / sizeof(fgctl_cmds[0]))
 
@@ -591,7 +641,7 @@ fgctl_set_arg(struct fgctl *c, int i, const char *value)
 	const struct fgctl_cmd *cmd = c->cmd;
 	const struct fgctl_arg *a = &cmd->args[i];
 	const struct fgctl_type_def *t = &fgctl_types[a->type];
-	char msg[256];
+	char msg[512];
 
 	if (c->val[i] != NULL)
 		return fgctl_usage_error(cmd, "%s is given twice", fgctl_arg_name(a));
@@ -1629,6 +1679,146 @@ fgctl_run_audit_verify(struct fgctl *c, const struct fgctl_cmd *cmd)
 		       file, r.line, r.records, r.last_hash);
 	}
 	return ret == 0 ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
+}
+
+/* ---- capture ---------------------------------------------------------------- */
+
+/* The file being written, removed if fgctl is interrupted (which also
+ * cancels the capture: the router sees the connection close). */
+static char fgctl_capture_tmp[4096];
+
+static void
+fgctl_capture_interrupted(int sig)
+{
+	unlink(fgctl_capture_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* The reply's packets into an open pcap file: 0, or -1 with the reason
+ * printed. Timestamps in nanoseconds, as the router took them. */
+static int
+fgctl_write_pcap(FILE *f, const char *out, json_t *res)
+{
+	pcap_t *p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, FG_CTL_CAPTURE_SNAPLEN,
+							 PCAP_TSTAMP_PRECISION_NANO);
+	pcap_dumper_t *d = p ? pcap_dump_fopen(p, f) : NULL;
+	uint8_t bytes[FG_CTL_CAPTURE_SNAPLEN];
+	json_t *pkt;
+	size_t i;
+	int ret = 0;
+
+	if (d == NULL) {
+		fprintf(stderr, FGCTL ": capture: cannot write %s: %s\n", out,
+			p ? pcap_geterr(p) : "out of memory");
+		if (p != NULL)
+			pcap_close(p);
+		fclose(f);
+		return -1;
+	}
+	json_array_foreach(json_object_get(res, "packets"), i, pkt) {
+		const char *b64 = json_string_value(json_object_get(pkt, "data"));
+		json_int_t ts = json_integer_value(json_object_get(pkt, "ts_ns"));
+		json_int_t len = json_integer_value(json_object_get(pkt, "len"));
+		struct pcap_pkthdr h = { 0 };
+		size_t n;
+
+		if (b64 == NULL || ts < 0 || len < 1 ||
+		    sodium_base642bin(bytes, sizeof(bytes), b64, strlen(b64), NULL, &n, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 || (json_int_t)n > len) {
+			fprintf(stderr, FGCTL ": capture: packet %zu of the router's answer is malformed\n",
+				i + 1);
+			ret = -1;
+			break;
+		}
+		h.ts.tv_sec = (time_t)(ts / 1000000000);
+		h.ts.tv_usec = (suseconds_t)(ts % 1000000000);   /* ns: nano precision */
+		h.caplen = (bpf_u_int32)n;
+		h.len = (bpf_u_int32)len;
+		pcap_dump((u_char *)d, &h, bytes);
+	}
+	if (ret == 0 && (pcap_dump_flush(d) != 0 || fsync(fileno(f)) != 0)) {
+		fprintf(stderr, FGCTL ": capture: writing %s: %s\n", out, strerror(errno));
+		ret = -1;
+	}
+	pcap_dump_close(d);       /* closes f */
+	pcap_close(p);
+	return ret;
+}
+
+/* Arm a capture and wait for its packets; write them to --out. The file is
+ * written under a temporary name beside it and renamed when complete, so a
+ * refused, failed or interrupted capture leaves an existing file as it was. */
+static int
+fgctl_run_capture(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	const char *out = json_string_value(fgctl_val(c, "--out"));
+	json_t *req = fgctl_fields(c, json_pack("{s:s}", "cmd", cmd->cmd)), *res = NULL;
+	json_int_t saved, count;
+	FILE *f;
+	int fd, ret;
+
+	if ((size_t)snprintf(fgctl_capture_tmp, sizeof(fgctl_capture_tmp), "%s.XXXXXX", out) >=
+	    sizeof(fgctl_capture_tmp)) {
+		json_decref(req);
+		return fgctl_usage_error(cmd, "--out \"%s\" is too long a path", out);
+	}
+	fd = mkstemp(fgctl_capture_tmp);
+	f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+	if (f == NULL) {
+		fprintf(stderr, FGCTL ": capture: cannot write %s: %s\n", out, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(fgctl_capture_tmp);
+		}
+		json_decref(req);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	signal(SIGINT, fgctl_capture_interrupted);
+	signal(SIGTERM, fgctl_capture_interrupted);
+	signal(SIGHUP, fgctl_capture_interrupted);
+	ret = fgctl_connect(c);
+	if (ret == 0)
+		ret = fgctl_call(c, req, &res);
+	else
+		json_decref(req);
+	if (ret == FG_CTL_EXIT_REFUSED && res != NULL) {
+		fgctl_print_refusal(res);
+		if (c->json)
+			fgctl_print_json(res);
+	}
+	if (ret != FG_CTL_EXIT_OK) {
+		fclose(f);
+		unlink(fgctl_capture_tmp);
+		json_decref(res);
+		return ret;
+	}
+	ret = fgctl_write_pcap(f, out, res);
+	if (ret == 0 && rename(fgctl_capture_tmp, out) != 0) {
+		fprintf(stderr, FGCTL ": capture: cannot write %s: %s\n", out, strerror(errno));
+		ret = -1;
+	}
+	if (ret != 0) {
+		unlink(fgctl_capture_tmp);
+		json_decref(res);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	saved = json_integer_value(json_object_get(res, "saved"));
+	count = json_integer_value(json_object_get(res, "count"));
+	if (c->json) {
+		json_object_del(res, "packets");        /* they are in the file */
+		json_object_set_new(res, "out", json_string(out));
+		fgctl_print_json(res);
+	} else if (saved == count) {
+		printf("saved %" JSON_INTEGER_FORMAT " %s drops to %s\n", saved,
+		       json_string_value(json_object_get(res, "reason")), out);
+	}
+	if (saved != count)
+		fprintf(stderr, FGCTL ": capture: saved %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+			" %s drops to %s: the timeout passed first\n", saved, count,
+			json_string_value(json_object_get(res, "reason")), out);
+	json_decref(res);
+	return saved == count ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
 }
 
 /* ---- main ------------------------------------------------------------------- */

@@ -49,6 +49,7 @@
 
 #include "../dataplane/router.h"
 #include "audit.h"
+#include "capture_ctl.h"
 #include "dump.h"
 #include "follower.h"
 #include "ctlstate.h"
@@ -121,7 +122,11 @@ struct fg_server {
 	/* Each request's time from read to reply, by command row (the last
 	 * one: requests that name no command), for the metrics endpoint. */
 	struct fg_latency lat[FG_CMD_KINDS_MAX];
+	int capture_fd;             /* the connection a capture answers; -1 */
 };
+
+/* A handler's "the reply comes later" (capture). */
+#define FG_CMD_LATER 1
 
 struct fg_cmd {
 	const char *name;
@@ -687,6 +692,11 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	json_object_set_new(res, "devices", json_integer(fg_tables_count_devices(t)));
 	json_object_set_new(res, "changes_applied", json_integer((json_int_t)s->changes));
 	json_object_set_new(res, "group_commits", json_integer((json_int_t)s->groups));
+	if (s->capture_fd >= 0)
+		json_object_set_new(res, "capture", json_pack("{s:s, s:I, s:I}",
+			"reason", fg_reason_name((enum fg_reason)s->router->capture->reason),
+			"count", (json_int_t)s->router->capture->count,
+			"saved", (json_int_t)fg_capture_saved(s->router->capture)));
 	if (s->journal != NULL)
 		json_object_set_new(res, "journal", json_pack("{s:I, s:I, s:I}",
 			"bytes", (json_int_t)fg_journal_size(s->journal),
@@ -873,6 +883,23 @@ fg_cmd_shield_resync(struct fg_server *s, struct fg_conn *c, json_t *req, json_t
 	return 0;
 }
 
+/* ---- capture --------------------------------------------------------------- */
+
+/* Arm the capture; the reply waits until it is complete or its time is up
+ * (fg_capture_service). Packets carry tenants' video: a write command. */
+static int
+fg_cmd_capture(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	       struct fg_err *err)
+{
+	(void)res;
+	if (s->router == NULL)
+		return fg_err_set(err, ENOENT, "this router has no ports to capture on");
+	if (fg_capture_start(s->router->capture, req, err) < 0)
+		return -err->code;
+	s->capture_fd = c->fd;
+	return FG_CMD_LATER;
+}
+
 static const struct fg_cmd fg_cmds[] = {
 	{ "apply", true, fg_cmd_apply },
 	{ "rekey", true, fg_cmd_rekey },
@@ -888,6 +915,7 @@ static const struct fg_cmd fg_cmds[] = {
 	{ "shield.resync", true, fg_cmd_shield_resync },
 	{ "store.reconcile", true, fg_cmd_store_reconcile },
 	{ "test.drift", true, fg_cmd_test_drift },
+	{ "capture", true, fg_cmd_capture },
 };
 
 /* Row 0 is apply (the group commit records it as such); the row after the
@@ -1014,6 +1042,11 @@ fg_reply_error(struct fg_conn *c, const struct fg_err *err)
 static void
 fg_conn_close(struct fg_server *s, unsigned int i)
 {
+	/* Its capture ends with it: disarmed, the copies dropped. */
+	if (s->conns[i].fd == s->capture_fd) {
+		fg_capture_finish(s->router->capture, fg_ownership_tables(s->own), NULL, NULL);
+		s->capture_fd = -1;
+	}
 	close(s->conns[i].fd);
 	free(s->conns[i].buf);
 	free(s->conns[i].out);
@@ -1138,7 +1171,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	ret = cmd->handler(s, c, req, res, &err);
 	if (ret < 0) {
 		fg_reply_error(c, &err);
-	} else {
+	} else if (ret != FG_CMD_LATER) {
 		json_object_set_new(res, "ok", json_true());
 		fg_send(c, res);
 	}
@@ -1146,6 +1179,8 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	json_decref(req);
 	fg_latency_record(&s->lat[cmd - fg_cmds], fg_latency_now() - t0);
 }
+
+static int fg_conn_requests(struct fg_server *s, struct fg_conn *c);
 
 /* Read what is there; handle every complete request. -1: close. */
 static int
@@ -1180,7 +1215,15 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 		c->len += (size_t)n;
 		c->last = time(NULL);
 	}
-	while (c->len >= 4) {
+	return fg_conn_requests(s, c) < 0 || eof ? -1 : 0;
+}
+
+/* Handle every complete request read; -1: close. Requests after a capture
+ * wait for its reply, so that every reply comes in order. */
+static int
+fg_conn_requests(struct fg_server *s, struct fg_conn *c)
+{
+	while (c->len >= 4 && c->fd != s->capture_fd) {
 		size_t mlen = (size_t)c->buf[0] << 24 | (size_t)c->buf[1] << 16 |
 			      (size_t)c->buf[2] << 8 | c->buf[3];
 
@@ -1199,7 +1242,37 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 		memmove(c->buf, c->buf + 4 + mlen, c->len - 4 - mlen);
 		c->len -= 4 + mlen;
 	}
-	return eof ? -1 : 0;
+	return 0;
+}
+
+/* A capture that is complete or out of time: its reply, then the requests
+ * its connection sent after it. */
+static void
+fg_capture_service(struct fg_server *s)
+{
+	bool timed_out;
+
+	if (s->capture_fd < 0 || !fg_capture_due(s->router->capture, &timed_out))
+		return;
+	for (unsigned int i = 0; i < s->n_conns; i++) {
+		struct fg_conn *c = &s->conns[i];
+		json_t *res;
+
+		if (c->fd != s->capture_fd)
+			continue;
+		res = fg_capture_result(s->router->capture, fg_ownership_tables(s->own),
+					timed_out);
+		s->capture_fd = -1;
+		json_object_set_new(res, "ok", json_true());
+		fg_send(c, res);
+		json_decref(res);
+		c->last = time(NULL);
+		if (fg_conn_requests(s, c) < 0)
+			c->len = 0;     /* oversized: refused; closed when idle */
+		fg_group_flush(s);
+		fg_conn_write(c);
+		return;
+	}
 }
 
 struct fg_server *
@@ -1265,6 +1338,7 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	s->router = router;
 	s->started = time(NULL);
 	s->test_hooks = getenv("FG_TEST_HOOKS") != NULL && strcmp(getenv("FG_TEST_HOOKS"), "1") == 0;
+	s->capture_fd = -1;
 	s->group = calloc(FG_GROUP_MAX, sizeof(*s->group));
 	if (s->group == NULL) {
 		fg_server_free(s);
@@ -1323,9 +1397,11 @@ fg_server_poll(struct fg_server *s, int timeout_ms)
 	if (pfd[0].revents & POLLIN)
 		fg_accept(s);
 idle:
+	fg_capture_service(s);
 	now = time(NULL);
 	for (unsigned int i = s->n_conns; i-- > 0;)
-		if (now - s->conns[i].last > FG_CTL_IDLE_SECONDS)
+		if (now - s->conns[i].last > FG_CTL_IDLE_SECONDS &&
+		    s->conns[i].fd != s->capture_fd)
 			fg_conn_close(s, i);
 	/* Compaction, off the ack path: when the journal has grown. */
 	if (s->journal != NULL && s->cfg.compact_bytes != 0 &&
@@ -1343,6 +1419,7 @@ fg_server_free(struct fg_server *s)
 	if (s == NULL)
 		return;
 	fg_group_flush(s);
+	s->capture_fd = -1;         /* the router's capture may be gone already */
 	while (s->n_conns > 0)
 		fg_conn_close(s, s->n_conns - 1);
 	close(s->listen_fd);

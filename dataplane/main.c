@@ -27,6 +27,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 
 #include <grp.h>
 
@@ -72,6 +73,11 @@ usage(FILE *f)
 		"counters are also on DPDK's telemetry socket (/framegate/ commands) and,\n"
 		"with \"metrics\" in the configuration, at http://ADDRESS:PORT/metrics\n"
 		"(docs/observability.md).\n"
+		"\n"
+		"dpdk-dumpcap can capture a router's ports (dpdk-dumpcap --file-prefix=P\n"
+		"-i PORT) only when the router runs on hugepages with EAL multi-process\n"
+		"on: give it --file-prefix=P, unique on the host, and none of --no-huge,\n"
+		"--no-shconf or --in-memory. `fgctl capture` works on any router.\n"
 		"\n"
 		"Replay mode runs the same router on one net_pcap port: it reads IN.pcap,\n"
 		"writes every copy it sends to OUT.pcap and exits when the capture is\n"
@@ -751,12 +757,20 @@ main(int argc, char **argv)
 	argv[n] = argv[0];
 	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0)
 		return FG_EXIT_USAGE;
+	/* dpdk-dumpcap attaches to a running router as a secondary process
+	 * (docs/configuration.md, "Capturing"): it needs the router started
+	 * with multi-process on (no --no-shconf, no --in-memory). Without it
+	 * this registers nothing, and dumpcap cannot attach. */
+	if (rte_pdump_init() != 0)
+		fprintf(stderr, "framegate: dpdk-dumpcap cannot attach: %s\n",
+			rte_strerror(rte_errno));
 	fg_config_defaults(&cfg);
 	if (fg_config_load(&cfg, o.config, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
 	ret = fg_run(&cfg, &o, -1);
+	rte_pdump_uninit();
 	fg_eal_cleanup();
 	return ret;
 }

@@ -23,6 +23,8 @@ packages=(
   iproute2 procps           # the namespace tests: ip netns, veth, sysctl
   clang libclang-rt-14-dev  # the libFuzzer harnesses (clang also builds ebpf/)
   libbpf-dev bpftool linux-libc-dev  # the XDP shield: libbpf, skeletons, headers
+  systemd groff-base man-db util-linux  # the install suite: systemd-analyze verify,
+                            # systemd-sysusers, groff -ww, lexgrog, unshare, setpriv
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then

@@ -35,6 +35,7 @@ check() {   # description, command...: ok when the command succeeds
 }
 
 work=$(mktemp -d /tmp/fg_install.XXXXXX)
+chmod 0755 "$work"     # the unprivileged users of step 5 run the staged fgctl
 stage=$work/stage
 trap 'rm -rf "$work"' EXIT
 
@@ -139,12 +140,13 @@ exec_start=${exec_start//"$conf"/"$stage$conf"}
 fgctl=$stage$bindir/fgctl
 
 # In a private mount namespace: fresh /run and /var/lib (the EAL's runtime
-# folder goes with it), the group file of step 4 when asked.
+# folder goes with it) and the group file given as $1.
 cat > "$work/service.sh" <<EOF
 set -u
 mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib || exit 90
 mkdir -m 0755 /run/framegate && mkdir -m 0700 /var/lib/framegate || exit 90
-if [ "\$1" = with-group ]; then mount --bind "$vroot/etc/group" /etc/group || exit 90; fi
+# The group file of step 4 (with framegate), or the host's without it.
+mount --bind "\$1" /etc/group || exit 90
 export FG_EAL_ARGS="-l 0 --no-huge -m 1024 --no-pci --no-shconf --file-prefix=fginstall\$\$ --no-telemetry --log-level=*:error --vdev net_pcap0,rx_pcap=$src/tests/vectors/packets.pcap --vdev net_pcap1,tx_pcap=$work/out.pcap"
 export FG_ARGS=""
 eval "exec $exec_start" > "$work/router.out" 2> "$work/router.err" &
@@ -169,7 +171,7 @@ kill -0 \$router 2>/dev/null && { echo "no stop after 20 s"; kill -KILL \$router
 wait \$router; echo "stopped \$?"
 echo "journal \$(stat -c %s /var/lib/framegate/journal.log 2>/dev/null || echo none)"
 EOF
-out=$(unshare --mount --propagation private bash "$work/service.sh" with-group 2>&1)
+out=$(unshare --mount --propagation private bash "$work/service.sh" "$vroot/etc/group" 2>&1)
 echo "$out" | sed 's/^/# /'
 sed 's/^/# router: /' "$work/router.err"
 if grep -qx serving <<<"$out"; then
@@ -190,7 +192,8 @@ else
 fi
 
 # Without the group (sysusers never ran), the router names the group.
-out=$(unshare --mount --propagation private bash "$work/service.sh" no-group 2>&1)
+grep -v '^framegate:' /etc/group > "$work/group.without"
+out=$(unshare --mount --propagation private bash "$work/service.sh" "$work/group.without" 2>&1)
 if grep -qx 'router-exit 1' <<<"$out" &&
    grep -q 'group "framegate" does not exist' "$work/router.err"; then
   ok "without the group the router refuses to start and names it"

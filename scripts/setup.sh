@@ -29,6 +29,8 @@ packages=(
   libmicrohttpd-dev         # the Prometheus endpoint (control/metrics.c)
   dpdk-dev                  # dpdk-telemetry.py (metrics suite), dpdk-dumpcap (capture suite)
   prometheus                # promtool, which checks a scrape in the metrics suite
+  systemd groff-base man-db util-linux  # the install suite: systemd-analyze verify,
+                            # systemd-sysusers, groff -ww, lexgrog, unshare, setpriv
 )
 
 if [ "${FG_SKIP_INSTALL:-0}" != 1 ]; then

@@ -28,6 +28,7 @@
 #include <rte_hash.h>
 #include <sodium.h>
 
+#include "audit.h"
 #include "dump.h"
 #include "etcd.h"
 #include "follower.h"
@@ -60,6 +61,7 @@ struct fg_follower {
 	struct fg_etcd *watch, *req;  /* the watch has a handle of its own */
 	struct fg_ownership *own;
 	struct fg_journal *journal;
+	struct fg_audit *audit;       /* NULL: no audit log */
 	uint32_t *closed;
 	enum fg_fstate state;
 	unsigned int failures;        /* in a row, for the backoff */
@@ -543,6 +545,11 @@ fg_commit_lines(struct fg_follower *f, const struct fg_text *txt, struct fg_err 
 		ret = fg_journal_append(f->journal, txt->buf, txt->len, err);
 	if (ret == 0)
 		ret = fg_ops_apply_checked(f->own, ops, n, &bad, err);
+	/* Applied and enforced: the audit log has it before the revision
+	 * counts as enforced (health, metrics). */
+	if (ret == 0 && f->audit != NULL &&
+	    (ret = fg_audit_change(f->audit, "store", NULL, txt->buf, txt->len, err)) < 0)
+		fprintf(stderr, "framegate: ALARM: audit log: %s\n", err->msg);
 	free(ops);
 	return ret;
 }
@@ -1002,6 +1009,12 @@ fg_follower_poll(struct fg_follower *f)
 	if (now >= f->next_probe_ms)
 		fg_probe(f, now);
 	fg_stale_update(f, fg_now_ms());
+}
+
+void
+fg_follower_set_audit(struct fg_follower *f, struct fg_audit *a)
+{
+	f->audit = a;
 }
 
 void

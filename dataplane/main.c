@@ -591,6 +591,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			goto out;
 		}
 		r.engine.closed = &store_closed;
+		fg_follower_set_audit(follower, audit);
 		fg_server_set_follower(server, follower);
 		fprintf(stderr, "framegate: following the store at %s, prefix %s, from revision %ld (stale_policy %s)\n",
 			cfg->store_endpoints, cfg->store_prefix,

@@ -198,34 +198,54 @@ store_state(struct fg_store_writer *w, int64_t *rev)
 	return s;
 }
 
-/* One op into the store, retried through elections and failovers. */
+/* Ops into the store, batch_max to a transaction (FG_STORE_BATCH in the
+ * big test; 1 elsewhere), retried through elections and failovers. */
+#define BATCH_MAX 64
+static unsigned int batch_max = 1, batch_n;
+static char batch_buf[BATCH_MAX][512];
+
 static int64_t
-put(struct fg_store_writer *w, const char *fmt, ...)
+flush(struct fg_store_writer *w)
 {
-	char line[512];
-	const char *lines[1] = { line };
-	size_t lens[1];
+	const char *lines[BATCH_MAX];
+	size_t lens[BATCH_MAX];
 	struct fg_err err = { 0 };
 	int64_t rev = 0;
 	double t0 = now_s();
+
+	if (batch_n == 0)
+		return 0;
+	for (unsigned int i = 0; i < batch_n; i++) {
+		lines[i] = batch_buf[i];
+		lens[i] = strlen(batch_buf[i]);
+	}
+	for (;;) {
+		int ret = fg_store_apply(w, lines, lens, batch_n, false, &rev, NULL, &err);
+
+		if (ret == 0)
+			break;
+		/* The store's word on the ops themselves is final; losing a
+		 * member or the leader is not. */
+		cr_assert(ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
+			  ret == -EIO || ret == -ECONNRESET || ret == -EAGAIN,
+			  "%s refused: %s", lines[0], err.msg);
+		cr_assert(now_s() - t0 < 60, "%s: the store did not come back in 60 s: %s", lines[0], err.msg);
+		usleep(50000);
+	}
+	batch_n = 0;
+	return rev;
+}
+
+/* Queue one op; the revision when its batch was written, else 0. */
+static int64_t
+put(struct fg_store_writer *w, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	lens[0] = (size_t)vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(batch_buf[batch_n++], sizeof(batch_buf[0]), fmt, ap);
 	va_end(ap);
-	for (;;) {
-		int ret = fg_store_apply(w, lines, lens, 1, false, &rev, NULL, &err);
-
-		if (ret == 0)
-			return rev;
-		/* The store's word on the op itself is final; losing a member
-		 * or the leader is not. */
-		cr_assert(ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
-			  ret == -EIO || ret == -ECONNRESET || ret == -EAGAIN,
-			  "%s refused: %s", line, err.msg);
-		cr_assert(now_s() - t0 < 60, "%s: the store did not come back in 60 s: %s", line, err.msg);
-		usleep(50000);
-	}
+	return batch_n < batch_max ? 0 : flush(w);
 }
 
 /* The changes' own model of who holds what. */
@@ -368,8 +388,9 @@ replay_stats(struct fg_router_proc *rp, const char *tag, char *stats, size_t len
 
 Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardown, .timeout = 600)
 {
-	const char *env = getenv("FG_STORE_CHANGES");
+	const char *env = getenv("FG_STORE_CHANGES"), *benv = getenv("FG_STORE_BATCH");
 	unsigned int n_changes = env ? (unsigned int)strtoul(env, NULL, 10) : 3000, seed = 7;
+	unsigned int batch = benv ? (unsigned int)strtoul(benv, NULL, 10) : 1;
 	struct dev *d = calloc(N_DEVICES, sizeof(*d));
 	struct fg_err err = { 0 };
 	struct fg_store_writer *w;
@@ -389,6 +410,8 @@ Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardow
 	populate(w);
 	router_up(0, "");
 	router_up(1, "");
+	cr_assert(batch >= 1 && batch <= BATCH_MAX, "FG_STORE_BATCH: 1 to %d", BATCH_MAX);
+	batch_max = batch;
 
 	for (unsigned int c = 0; c < n_changes; c++) {
 		unsigned int pct = c * 100 / n_changes;
@@ -416,11 +439,18 @@ Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardow
 			cr_assert(fg_rp_start(&routers[0], NULL), "router 0 did not restart");
 			fprintf(stderr, "store test: restarted router 0 at change %u\n", c);
 		}
-		rev = change(w, d, &seed, false);
-		/* Every 100 revisions: a delete, and a compaction at exactly its
-		 * revision. */
-		if (rev - last_compact >= 100) {
-			int64_t del = change(w, d, &seed, true);
+		int64_t r = change(w, d, &seed, false);
+
+		rev = r ? r : rev;
+		/* Every 100 revisions: a delete alone, and a compaction at
+		 * exactly its revision. */
+		if (r && rev - last_compact >= 100) {
+			int64_t del;
+
+			flush(w);
+			batch_max = 1;
+			del = change(w, d, &seed, true);
+			batch_max = batch;
 
 			if (fg_etcd_compact(admin, del, &err) == 0) {
 				compactions++;
@@ -430,8 +460,14 @@ Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardow
 			rev = del;
 		}
 	}
-	fprintf(stderr, "store test: %u changes, %u compactions, last revision %" PRId64 ", %.1f s\n",
-		n_changes, compactions, rev, now_s() - t0);
+	{
+		int64_t r = flush(w);
+
+		rev = r ? r : rev;
+	}
+	batch_max = 1;
+	fprintf(stderr, "store test: %u changes in transactions of %u, %u compactions, last revision %" PRId64 ", %.1f s\n",
+		n_changes, batch, compactions, rev, now_s() - t0);
 	cr_expect_gt(compactions, 0, "no compaction happened");
 
 	/* Both routers converge on the store at the same revision. */

@@ -8,7 +8,7 @@
  * or "absent"), then the puts and deletes, and P seq -> on a failed compare
  * (someone wrote in between) read again and retry.
  */
-#define _GNU_SOURCE             /* hsearch_r */
+#define _GNU_SOURCE             /* tdestroy */
 #include <errno.h>
 #include <inttypes.h>
 #include <search.h>
@@ -99,7 +99,7 @@ fg_store_prefix_check(const char *prefix, struct fg_err *err)
 /* ---- a cache of the keys a write reads --------------------------------------- */
 
 struct fg_kv {
-	char key[FG_STORE_KEY_MAX];
+	char key[FG_STORE_KEY_MAX];     /* first: a struct fg_kv * is its key */
 	json_t *val;            /* NULL: absent */
 	int64_t mod;            /* mod_revision as read */
 	bool present;           /* as read */
@@ -107,8 +107,11 @@ struct fg_kv {
 	bool dirty;             /* changed by the write */
 };
 
+/* The keys a write has read, in a glibc search tree (tsearch) keyed by the
+ * key string: hsearch's hash sees only a few bytes of a key, and every key
+ * here starts with the same prefix (a chain per prefix: quadratic). */
 struct fg_cache {
-	struct hsearch_data h;
+	void *root;
 	struct fg_kv **e;
 	size_t n, cap;
 	bool whole;             /* every key of the prefix is in the cache */
@@ -121,6 +124,18 @@ struct fg_store_writer {
 };
 
 static void
+fg_tree_node_free(void *p)
+{
+	(void)p;                /* the entries are freed with c->e */
+}
+
+static int
+fg_key_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
 fg_cache_free(struct fg_cache *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
@@ -128,8 +143,7 @@ fg_cache_free(struct fg_cache *c)
 		free(c->e[i]);
 	}
 	free(c->e);
-	if (c->cap)
-		hdestroy_r(&c->h);
+	tdestroy(c->root, fg_tree_node_free);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -139,11 +153,8 @@ fg_cache_init(struct fg_cache *c, size_t cap)
 	memset(c, 0, sizeof(*c));
 	cap = cap < 64 ? 64 : cap;
 	c->e = calloc(cap, sizeof(*c->e));
-	if (c->e == NULL || hcreate_r(cap * 2, &c->h) == 0) {
-		free(c->e);
-		c->e = NULL;
+	if (c->e == NULL)
 		return -ENOMEM;
-	}
 	c->cap = cap;
 	return 0;
 }
@@ -151,16 +162,15 @@ fg_cache_init(struct fg_cache *c, size_t cap)
 static struct fg_kv *
 fg_cache_find(struct fg_cache *c, const char *key)
 {
-	ENTRY q = { .key = (char *)key }, *r;
+	void *const *r = tfind(key, &c->root, fg_key_cmp);
 
-	return hsearch_r(q, FIND, &r, &c->h) ? r->data : NULL;
+	return r != NULL ? *r : NULL;
 }
 
 static struct fg_kv *
 fg_cache_add(struct fg_cache *c, const char *key)
 {
 	struct fg_kv *kv;
-	ENTRY q, *r;
 
 	if (c->n == c->cap)
 		return NULL;            /* sized for the write: cannot happen */
@@ -168,9 +178,7 @@ fg_cache_add(struct fg_cache *c, const char *key)
 	if (kv == NULL)
 		return NULL;
 	snprintf(kv->key, sizeof(kv->key), "%s", key);
-	q.key = kv->key;
-	q.data = kv;
-	if (!hsearch_r(q, ENTER, &r, &c->h)) {
+	if (tsearch(kv, &c->root, fg_key_cmp) == NULL) {
 		free(kv);
 		return NULL;
 	}

@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -85,6 +86,10 @@ static char g_work[64];
  * over both CPUs by default: on a shared machine every DPDK process pinned
  * to CPU 0 would queue behind the others there. */
 static const char *g_lcores = "0@(0,1)";
+/* Added to the routers' nice value: their one lcore polls without pause,
+ * and with two of them on two CPUs etcd and the writers would wait behind
+ * them; at a lower priority they take what the others leave. */
+static int g_router_nice = 0;
 
 static int64_t
 now_ns(void)
@@ -148,6 +153,69 @@ struct router {
 	unsigned int idx, starts, mem_mb;
 	char dir[128], conf[160], sock[160], log[160], eal_prefix[64];
 };
+
+/* What an early exit (die) must not leave behind: the routers (they die
+ * with this process anyway), their EAL runtime folders, etcd's folder. */
+static struct router *g_routers[4];
+static struct fg_etcd_lab *g_lab;
+static bool g_keep;
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void
+rm_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+cleanup(void)
+{
+	char path[128];
+
+	for (unsigned int i = 0; i < 4; i++) {
+		struct router *r = g_routers[i];
+
+		if (r == NULL || r->pid <= 0)
+			continue;
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+		r->pid = 0;
+		snprintf(path, sizeof(path), "/var/run/dpdk/%s", r->eal_prefix);
+		rm_tree(path);
+	}
+	fg_etcd_lab_stop(g_lab);
+	g_lab = NULL;
+	if (!g_keep && g_work[0])
+		rm_tree(g_work);
+}
+
+static void
+lab_set(struct fg_etcd_lab *l)
+{
+	g_lab = l;
+}
+
+static void
+router_track(struct router *r, bool on)
+{
+	for (unsigned int i = 0; i < 4; i++) {
+		if (on && g_routers[i] == NULL) {
+			g_routers[i] = r;
+			return;
+		}
+		if (!on && g_routers[i] == r)
+			g_routers[i] = NULL;
+	}
+}
 
 static void
 router_init(struct router *r, unsigned int idx, const char *endpoints, const char *prefix,
@@ -250,6 +318,9 @@ router_start(struct router *r)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent || lf < 0 || nf < 0)
 			_exit(127);
+		errno = 0;
+		if (nice(g_router_nice) == -1 && errno != 0)
+			_exit(127);
 		dup2(nf, 0);
 		dup2(nf, 1);
 		dup2(lf, 2);
@@ -293,9 +364,8 @@ router_stop(struct router *r, int sig)
 	waitpid(r->pid, NULL, 0);
 	r->pid = 0;
 	/* EAL leaves its runtime folder behind. */
-	snprintf(path, sizeof(path), "rm -rf /var/run/dpdk/%s", r->eal_prefix);
-	if (system(path) != 0)
-		say("cannot remove /var/run/dpdk/%s", r->eal_prefix);
+	snprintf(path, sizeof(path), "/var/run/dpdk/%s", r->eal_prefix);
+	rm_tree(path);
 }
 
 /* ---- pollers: when each revision became enforced ----------------------------------- */
@@ -532,7 +602,9 @@ store_apply_or_die(struct fg_store_writer *sw, char **lines, size_t n, bool whol
 static void
 run_convergence(const struct opts *o)
 {
-	static const char *const extra[] = { "--quota-backend-bytes", "8589934592", NULL };
+	/* Room for the variant's transactions (etcd's default is 128 ops). */
+	static const char *const extra[] = { "--quota-backend-bytes", "8589934592",
+					     "--max-txn-ops", "10000", NULL };
 	struct fg_err err = { 0 };
 	struct fg_etcd_lab *lab;
 	struct fg_store_writer *sw;
@@ -554,6 +626,7 @@ run_convergence(const struct opts *o)
 	lab = fg_etcd_lab_start(1, extra, &err);
 	if (lab == NULL)
 		die("etcd: %s", err.msg);
+	lab_set(lab);
 	/* One tenant and one sink per writer. */
 	sw = fg_store_writer_open(fg_etcd_lab_endpoints(lab), CONV_PREFIX, 10000, &err);
 	if (sw == NULL)
@@ -570,6 +643,7 @@ run_convergence(const struct opts *o)
 
 	for (unsigned int i = 0; i < 2; i++) {
 		router_init(&r[i], i, fg_etcd_lab_endpoints(lab), CONV_PREFIX, CONV_MAX_DEVICES, 512);
+		router_track(&r[i], true);
 		router_start(&r[i]);
 	}
 	say("convergence: two routers serve (%s, %s)", r[0].log, r[1].log);
@@ -682,8 +756,11 @@ run_convergence(const struct opts *o)
 		poller_free(&p[0]);
 		poller_free(&p[1]);
 	}
-	for (unsigned int i = 0; i < 2; i++)
+	for (unsigned int i = 0; i < 2; i++) {
 		router_stop(&r[i], SIGTERM);
+		router_track(&r[i], false);
+	}
+	lab_set(NULL);
 	fg_etcd_lab_stop(lab);
 }
 
@@ -1008,6 +1085,7 @@ run_resync(const struct opts *o)
 	lab = fg_etcd_lab_start(1, extra, &err);
 	if (lab == NULL)
 		die("etcd: %s", err.msg);
+	lab_set(lab);
 	sw = fg_store_writer_open(fg_etcd_lab_endpoints(lab), CONV_PREFIX, 120000, &err);
 	if (sw == NULL)
 		die("store writer: %s", err.msg);
@@ -1040,6 +1118,7 @@ run_resync(const struct opts *o)
 
 	/* A router syncs the whole store from nothing. */
 	router_init(&r, 9, fg_etcd_lab_endpoints(lab), CONV_PREFIX, max_devices, mem);
+	router_track(&r, true);
 	t_start = now_ns();
 	router_start(&r);
 	t_done = wait_enforced(&r, rev, SERVE_WAIT_S, 2000, &devices);
@@ -1085,6 +1164,8 @@ run_resync(const struct opts *o)
 	if (listed[0] == '\0')
 		die("the restarted router logged no listing (did it resync?): see %s", r.log);
 	router_stop(&r, SIGTERM);
+	router_track(&r, false);
+	lab_set(NULL);
 	fg_etcd_lab_stop(lab);
 	free(lines);
 }
@@ -1099,8 +1180,8 @@ usage(FILE *f)
 		"                      [--batch B] [--mappings N] [--load direct|writer]\n"
 		"                      [--txn-ops N] [--loaders N]\n"
 		"                      [--poll-us US]\n"
-		"                      [--mem MB] [--lcores SPEC] [--only convergence|resync]\n"
-		"                      [--keep]\n"
+		"                      [--mem MB] [--lcores SPEC] [--router-nice N]\n"
+		"                      [--only convergence|resync] [--keep]\n"
 		"\n"
 		"Starts its own etcd (one member, tests/etcd_lab.c) and real framegate routers\n"
 		"(" FG_FRAMEGATE ") and prints:\n"
@@ -1118,7 +1199,7 @@ usage(FILE *f)
 		"  --writers W      writer threads at rates above 1000/s, each with its own\n"
 		"                   fg_store_writer and tenant (default 8); 1 at or below\n"
 		"  --batch B        also run the highest rate with B ops per transaction,\n"
-		"                   labelled as a variant (default 10; 0 or 1: not run)\n"
+		"                   labelled as a variant (default 50; 0 or 1: not run)\n"
 		"  --mappings N     mappings in the resync's store (default 1000000; quick 100000)\n"
 		"  --load HOW       how the resync's store is filled: direct (default: puts\n"
 		"                   of the keys fg_store_apply would write, 20000 a\n"
@@ -1133,6 +1214,9 @@ usage(FILE *f)
 		"  --mem MB         EAL -m of the resync's router (default: from its table size)\n"
 		"  --lcores SPEC    EAL --lcores of each router: one lcore, 0, that forwards\n"
 		"                   and serves (default 0@(0,1): on either CPU; 0@1 pins it)\n"
+		"  --router-nice N  added to the routers' nice value (default 0); above 0: below etcd\n"
+		"                   and the writers, which would otherwise wait behind two\n"
+		"                   lcores that poll without pause\n"
 		"  --only WHAT      run only convergence or only resync\n"
 		"  --keep           keep the work folder (routers' configs, journals, logs)\n");
 }
@@ -1150,16 +1234,6 @@ num_arg(const char *opt, const char *s, unsigned int min, unsigned int max)
 	return (unsigned int)v;
 }
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -1169,10 +1243,11 @@ main(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' }, { "mappings", required_argument, NULL, 'm' },
 		{ "txn-ops", required_argument, NULL, 't' }, { "poll-us", required_argument, NULL, 'p' },
 		{ "loaders", required_argument, NULL, 'l' }, { "load", required_argument, NULL, 'D' }, { "mem", required_argument, NULL, 'M' }, { "only", required_argument, NULL, 'o' },
-		{ "keep", no_argument, NULL, 'k' }, { "lcores", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' },
+		{ "keep", no_argument, NULL, 'k' }, { "lcores", required_argument, NULL, 'L' },
+		{ "router-nice", required_argument, NULL, 'N' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .writers = 8, .batch = 10, .txn_ops = 2000, .loaders = 4, .load_direct = true, .poll_us = 250,
+	struct opts o = { .writers = 8, .batch = 50, .txn_ops = 2000, .loaders = 4, .load_direct = true, .poll_us = 250,
 			  .convergence = true, .resync = true };
 	long changes = -1, mappings = -1;
 	char *rates = NULL;
@@ -1208,6 +1283,7 @@ main(int argc, char **argv)
 			break;
 		case 'k': o.keep = true; break;
 		case 'L': g_lcores = optarg; break;
+		case 'N': g_router_nice = (int)num_arg("--router-nice", optarg, 0, 19); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1231,21 +1307,21 @@ main(int argc, char **argv)
 	snprintf(g_work, sizeof(g_work), "/tmp/fg-bench-store.XXXXXX");
 	if (mkdtemp(g_work) == NULL)
 		die("mkdtemp %s: %s", g_work, strerror(errno));
+	g_keep = o.keep;
+	atexit(cleanup);
 	say("work folder %s%s", g_work, o.keep ? " (kept)" : "");
 	{
 		double l[3] = { 0 };
 
 		/* A shared machine: the figures depend on what else runs. */
 		if (getloadavg(l, 3) == 3)
-			printf("machine: %ld CPUs, load average %.1f %.1f %.1f at the start; routers on EAL --lcores %s\n",
-			       sysconf(_SC_NPROCESSORS_ONLN), l[0], l[1], l[2], g_lcores);
+			printf("machine: %ld CPUs, load average %.1f %.1f %.1f at the start; routers on EAL --lcores %s, nice +%d\n",
+			       sysconf(_SC_NPROCESSORS_ONLN), l[0], l[1], l[2], g_lcores, g_router_nice);
 		fflush(stdout);
 	}
 	if (o.convergence)
 		run_convergence(&o);
 	if (o.resync)
 		run_resync(&o);
-	if (!o.keep)
-		nftw(g_work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+	return 0;   /* cleanup() at exit */
 }

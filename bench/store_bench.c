@@ -82,6 +82,7 @@ struct opts {
 };
 
 static char g_work[64];
+static bool g_keep;             /* keep g_work at exit (--keep, or a failure) */
 /* Each router's one lcore (the main lcore forwards and serves). Floating
  * over both CPUs by default: on a shared machine every DPDK process pinned
  * to CPU 0 would queue behind the others there. */
@@ -122,6 +123,11 @@ die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	/* The routers' configs and logs stay for a look. */
+	if (g_work[0]) {
+		g_keep = true;
+		fprintf(stderr, "fg-bench-store: the work folder %s is kept\n", g_work);
+	}
 	exit(1);
 }
 
@@ -158,7 +164,6 @@ struct router {
  * with this process anyway), their EAL runtime folders, etcd's folder. */
 static struct router *g_routers[4];
 static struct fg_etcd_lab *g_lab;
-static bool g_keep;
 
 static int
 rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -341,7 +346,11 @@ router_start(struct router *r)
 				return;
 		}
 		if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+			char path[128];
+
 			r->pid = 0;
+			snprintf(path, sizeof(path), "/var/run/dpdk/%s", r->eal_prefix);
+			rm_tree(path);
 			router_log_tail(r);
 			die("router %u (%s) ended before it served (status %d); its log: %s", r->idx,
 			    r->conf, st, r->log);

@@ -11,13 +11,19 @@
  *   A  fg_verdict_burst on each burst of 32 (parse + checks 1-9, tenant and
  *      device bulk lookups, entry reads, counters);
  *   B  rte_hash_lookup_bulk_data on the device table for the same 32 keys,
- *      already extracted.
- * and prints TSC cycles per packet for each, their medians and the ratio
- * A/B. Absolute cycles drift on a shared machine; the ratio is the figure.
+ *      already extracted;
+ *   C  A again with every tenant rate-limited (check 10) at a rate no packet
+ *      reaches, so each packet also reads the TSC's share and takes from its
+ *      tenant's bucket; the limits are published before C and taken off
+ *      after it, untimed.
+ * and prints TSC cycles per packet for each, their medians and the ratios
+ * A/B and C/A. Absolute cycles drift on a shared machine; the ratios are the
+ * figures.
  *
  * Usage: fg-bench-verdict [-n MAPPINGS] [-t TENANTS] [-p PACKETS] [-r ROUNDS]
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,7 @@
 #include "verdict.h"
 
 #define BURST 32
+#define RING (64 * BURST)   /* packets in flight, as after rx bursts */
 
 static uint64_t
 splitmix64(uint64_t x)
@@ -54,8 +61,61 @@ usage(const char *prog)
 		"  -n  device mappings in the table (default 1000000)\n"
 		"  -t  tenants they are spread over (default 100000)\n"
 		"  -p  packets per round, each for a uniformly chosen device (default 1048576)\n"
-		"  -r  rounds of A (engine) then B (bare lookup) (default 5)\n",
+		"  -r  rounds of A (engine), B (bare lookup), C (engine, every tenant\n"
+		"      rate-limited) (default 5)\n",
 		prog);
+}
+
+/* One round of the engine over the whole sequence: cycles per packet, or -1
+ * when not every packet passed (the bench would measure drops). */
+static double
+engine_round(const struct fg_engine *eng, struct fg_counters *ctr,
+	     struct rte_mbuf **ring, const uint32_t *seq, uint32_t n_bursts,
+	     uint32_t n_ten, size_t frame_off)
+{
+	struct fg_verdict v[BURST];
+	uint64_t passed = 0, cycles = 0, c0;
+
+	for (uint32_t k = 0; k < n_bursts; k++) {
+		struct rte_mbuf **m = &ring[(k * BURST) % RING];
+
+		for (uint32_t j = 0; j < BURST; j++) {
+			uint32_t d = seq[k * BURST + j];
+
+			fg_frame_set_ids(rte_pktmbuf_mtod(m[j], uint8_t *), frame_off,
+					 1 + d % n_ten, splitmix64(d) | 1, 1, NULL);
+		}
+		c0 = rte_rdtsc();
+		passed += fg_verdict_burst(eng, ctr, m, BURST, v);
+		cycles += rte_rdtsc() - c0;
+	}
+	if (passed != (uint64_t)n_bursts * BURST) {
+		fprintf(stderr, "only %lu of %u packets passed: the bench is broken\n",
+			(unsigned long)passed, n_bursts * BURST);
+		return -1;
+	}
+	return (double)cycles / (n_bursts * BURST);
+}
+
+/* Publish every tenant again with a limit (rate_pps UINT32_MAX and the
+ * largest burst: nothing is dropped) or without one, as the control plane
+ * would: a new entry that the tables swap in. */
+static int
+set_limits(struct fg_tables *t, uint32_t n_ten, bool limited)
+{
+	for (uint32_t i = 1; i <= n_ten; i++) {
+		struct fg_tenant *e = fg_tables_tenant_alloc(t);
+
+		if (e == NULL)
+			return -1;
+		*e = *fg_tables_tenant(t, i);
+		e->rate_pps = limited ? UINT32_MAX : 0;
+		e->burst = limited ? UINT32_MAX : 0;
+		if (fg_tables_tenant_publish(t, e) != 0)
+			return -1;
+	}
+	fg_tables_sync(t);
+	return 0;
 }
 
 int
@@ -119,7 +179,6 @@ main(int argc, char **argv)
 	       n_map, n_ten, load_s, n_map / load_s);
 
 	/* The device sequence, the keys for B, and a small ring of packets. */
-	enum { RING = 64 * BURST };
 	struct rte_mempool *mp = rte_pktmbuf_pool_create("bench_mbufs", RING + 1, 0, 0,
 							 256 + RTE_PKTMBUF_HEADROOM,
 							 SOCKET_ID_ANY);
@@ -152,35 +211,19 @@ main(int argc, char **argv)
 	struct fg_engine eng;
 	struct fg_counters *ctr = fg_counters_create(n_ten, SOCKET_ID_ANY);
 	uint32_t n_bursts = n_pkt / BURST;
-	double a[100], b[100];
+	double a[100], b[100], c[100];
 	uint64_t sink = 0;
 
 	fg_engine_init(&eng, t, FG_DEFAULT_FRAME_PORT);
-	printf("round  A engine cyc/pkt  B rte_hash_lookup_bulk_data cyc/pkt  A/B\n");
+	printf("round  A engine cyc/pkt  B rte_hash_lookup_bulk_data cyc/pkt  A/B"
+	       "  C engine, all limited cyc/pkt  C/A\n");
 	for (uint32_t r = 0; r < rounds; r++) {
-		struct fg_verdict v[BURST];
 		void *data[BURST];
-		uint64_t hits, passed = 0, ca = 0, cb = 0, c0;
+		uint64_t hits, cb = 0, c0;
 
-		for (uint32_t k = 0; k < n_bursts; k++) {
-			struct rte_mbuf **m = &ring[(k * BURST) % RING];
-
-			for (uint32_t j = 0; j < BURST; j++) {
-				uint32_t d = seq[k * BURST + j];
-
-				fg_frame_set_ids(rte_pktmbuf_mtod(m[j], uint8_t *), frame_off,
-						 1 + d % n_ten, splitmix64(d) | 1, 1, NULL);
-			}
-			c0 = rte_rdtsc();
-			passed += fg_verdict_burst(&eng, ctr, m, BURST, v);
-			ca += rte_rdtsc() - c0;
-		}
-		a[r] = (double)ca / (n_bursts * BURST);
-		if (passed != n_bursts * BURST) {
-			fprintf(stderr, "only %lu of %u packets passed: the bench is broken\n",
-				(unsigned long)passed, n_bursts * BURST);
+		a[r] = engine_round(&eng, ctr, ring, seq, n_bursts, n_ten, frame_off);
+		if (a[r] < 0)
 			return 1;
-		}
 		for (uint32_t k = 0; k < n_bursts; k++) {
 			c0 = rte_rdtsc();
 			rte_hash_lookup_bulk_data(t->devices, &kp[k * BURST], BURST, &hits, data);
@@ -188,16 +231,28 @@ main(int argc, char **argv)
 			sink += hits + (uintptr_t)data[0];
 		}
 		b[r] = (double)cb / (n_bursts * BURST);
-		printf("%5u  %16.1f  %36.1f  %4.2f\n", r + 1, a[r], b[r], a[r] / b[r]);
+		if (set_limits(t, n_ten, true) != 0)
+			goto nomem;
+		c[r] = engine_round(&eng, ctr, ring, seq, n_bursts, n_ten, frame_off);
+		if (c[r] < 0 || set_limits(t, n_ten, false) != 0)
+			return 1;
+		printf("%5u  %16.1f  %36.1f  %4.2f  %30.1f  %4.2f\n", r + 1, a[r], b[r],
+		       a[r] / b[r], c[r], c[r] / a[r]);
 	}
 	double ma = fg_median(a, rounds), mb = fg_median(b, rounds);
+	double mc = fg_median(c, rounds);
 
-	printf("median %15.1f  %36.1f  %4.2f\n", ma, mb, ma / mb);
+	printf("median %15.1f  %36.1f  %4.2f  %30.1f  %4.2f\n", ma, mb, ma / mb, mc, mc / ma);
 	printf("verdict engine: %.1f cycles/packet; bare lookup: %.1f cycles/packet; ratio %.2f (TSC %.2f GHz)\n",
 	       ma, mb, ma / mb, rte_get_tsc_hz() / 1e9);
+	printf("with every tenant rate-limited: %.1f cycles/packet; ratio to no limits %.2f\n",
+	       mc, mc / ma);
 	(void)sink;
 	return 0;
 fail:
 	fprintf(stderr, "building the table: %s\n", err.msg);
+	return 1;
+nomem:
+	fprintf(stderr, "publishing the tenants' limits: out of table space\n");
 	return 1;
 }

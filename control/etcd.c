@@ -909,15 +909,16 @@ int
 fg_etcd_watch_start(struct fg_etcd *e, const char *key, const char *range_end,
 		    int64_t start_revision, struct fg_err *err)
 {
-	json_t *create = range_request(key, strlen(key), range_end, 0);
+	json_t *create = range_request(key, strlen(key), range_end, 0), *req;
 	char url[512];
 
 	fg_etcd_watch_stop(e);
 	if (start_revision > 0)
 		json_object_set_new(create, "start_revision", json_integer(start_revision));
 	json_object_set_new(create, "progress_notify", json_true());
-	e->w_body = json_dumps(json_pack("{s:o}", "create_request", create),
-			       JSON_COMPACT);
+	req = json_pack("{s:o}", "create_request", create);
+	e->w_body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
 	e->wh = curl_easy_init();
 	if (e->w_body == NULL || e->wh == NULL) {
 		fg_etcd_watch_stop(e);
@@ -1127,8 +1128,10 @@ watch_parse(struct fg_etcd *e, fg_etcd_watch_fn *fn, void *ctx, int *delivered,
 			break;
 		}
 	}
-	memmove(e->wbuf.p, e->wbuf.p + pos, e->wbuf.len - pos);
-	e->wbuf.len -= pos;
+	if (pos > 0) {
+		memmove(e->wbuf.p, e->wbuf.p + pos, e->wbuf.len - pos);
+		e->wbuf.len -= pos;
+	}
 	return r;
 }
 

@@ -18,8 +18,9 @@
  * Errors: 0 or a negative errno, with err filled naming the endpoint and
  * what etcd said:
  *   -ECONNREFUSED / -ETIMEDOUT / -EHOSTUNREACH: no endpoint answered;
- *   -ESTALE: the revision asked for has been compacted (err names the
- *            compact revision; *compact_rev set where the API has it);
+ *   -ESTALE: the revision asked for has been compacted (err names that
+ *            revision; etcd's range error does not give the compact
+ *            revision, the watch does: *compact_rev);
  *   -EPROTO: an answer that is not what the gateway documents;
  *   -E2BIG:  etcd refused the request's size or op count ("too many
  *            operations in txn request", "request is too large");

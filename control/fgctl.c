@@ -14,12 +14,15 @@
  *
  * With --store, the same commands write to the etcd store that routers
  * follow (docs/store.md) instead of to one router: control/store_writer.c.
+ * `audit verify` reads the audit log itself (control/audit.c), no router.
  *
  * fgctl links no DPDK code (only its headers, for the op decoder's structs),
- * so it runs on any host that can reach the socket or the store.
+ * so it runs on any host that can reach the socket, the store or the file.
+ * It also links libpcap (to write `capture` files) and libsodium (base64).
  */
 #define _GNU_SOURCE            /* memrchr */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -36,15 +39,21 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <pcap/pcap.h>
+#include <sodium.h>
 
 #include "framegate/ctl.h"
 #include "framegate/wire.h"
 #include "store.h"
 
+#include "audit.h"
+
 #define FGCTL "fgctl"
 #define FGCTL_MAX_RESPONSE (64u << 20)   /* refuse a longer response */
 #define FGCTL_MAX_ARGS 8
 #define FGCTL_NAME_MAX 63                /* tenant name bytes (tables.h) */
+#define FGCTL_STR_(x) #x
+#define FGCTL_STR(x) FGCTL_STR_(x)              /* a number macro as text */
 
 /* The drop reasons in check order, from the one list (SPEC 3). */
 static const char *const fgctl_reasons[] = {
@@ -67,6 +76,9 @@ enum fgctl_type {
 	T_NAME,        /* tenant name, 1..63 bytes of UTF-8 */
 	T_ADDR,        /* IPv4 or IPv6 address */
 	T_FILE,        /* a path, opened by the command */
+	T_REASON,      /* a drop reason's name (drop_reasons.def) */
+	T_COUNT,       /* capture: packets, 1..FG_CTL_CAPTURE_MAX_COUNT */
+	T_SECONDS,     /* capture: 1..FG_CTL_CAPTURE_MAX_TIMEOUT */
 	T_FLAG,        /* no value */
 };
 
@@ -233,6 +245,24 @@ fgctl_parse_string(const char *s, uint64_t min, uint64_t max, json_t **out,
 	return 0;
 }
 
+static int
+fgctl_parse_reason(const char *s, uint64_t min, uint64_t max, json_t **out,
+		   char *msg, size_t len)
+{
+	size_t k;
+
+	(void)min, (void)max;
+	for (size_t r = 0; r < FGCTL_N_REASONS; r++)
+		if (strcmp(s, fgctl_reasons[r]) == 0) {
+			*out = json_string(s);
+			return 0;
+		}
+	k = (size_t)snprintf(msg, len, "is not a drop reason; one of:");
+	for (size_t r = 0; r < FGCTL_N_REASONS && k < len; r++)
+		k += (size_t)snprintf(msg + k, len - k, " %s", fgctl_reasons[r]);
+	return -1;
+}
+
 static const struct fgctl_type_def fgctl_types[] = {
 	[T_ID] = { fgctl_parse_number, 1, UINT32_MAX },
 	[T_U32] = { fgctl_parse_number, 0, UINT32_MAX },
@@ -244,6 +274,9 @@ static const struct fgctl_type_def fgctl_types[] = {
 	[T_NAME] = { fgctl_parse_name, 1, FGCTL_NAME_MAX },
 	[T_ADDR] = { fgctl_parse_addr, 0, 0 },
 	[T_FILE] = { fgctl_parse_string, 0, 0 },
+	[T_REASON] = { fgctl_parse_reason, 0, 0 },
+	[T_COUNT] = { fgctl_parse_number, 1, FG_CTL_CAPTURE_MAX_COUNT },
+	[T_SECONDS] = { fgctl_parse_number, 1, FG_CTL_CAPTURE_MAX_TIMEOUT },
 	[T_FLAG] = { NULL, 0, 0 },
 };
 
@@ -295,7 +328,8 @@ struct fgctl {
 };
 
 static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
-static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check;
+static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check,
+	fgctl_run_audit_verify, fgctl_run_capture;
 static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
 	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
 	fgctl_show_shield_check, fgctl_show_shield_resync;
@@ -319,7 +353,12 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 		  "frames per second across the router (default: no limit)" },
 		{ "--burst", "N", T_ID, "burst", 0, "frames allowed above the rate at once" } },
 	  fgctl_run_request, "add a tenant",
-	  "Creates tenant T, active, with no sinks and no devices.",
+	  "Creates tenant T, active, with no sinks and no devices. With a rate, its\n"
+	  "frames beyond it are dropped as rate_limited. Each of the router's W\n"
+	  "workers enforces its own share: N/W frames per second and a burst of\n"
+	  "1/W of --burst (at least 32 frames, or all of --burst when smaller). A\n"
+	  "tenant whose frames all reach one worker therefore gets N/W. A tenant\n"
+	  "that exists is refused: to change its limit, delete it and add it again.",
 	  "apply", "tenant", fgctl_show_applied },
 	{ "tenant suspend", { ARG_TENANT("tenant", "tenant id") },
 	  fgctl_run_request, "stop forwarding a tenant's frames",
@@ -424,6 +463,38 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 	  "router's back. Frames of the router's tenants are dropped by the shield\n"
 	  "for the moment it takes.",
 	  "shield.resync", NULL, fgctl_show_shield_resync },
+	{ "audit verify", { { NULL, "FILE", T_FILE, NULL, A_REQUIRED,
+			      "the audit log (audit_log in the router's configuration)" } },
+	  fgctl_run_audit_verify, "prove the audit log's hash chain",
+	  "Reads FILE itself (no router needed) and checks every record in order:\n"
+	  "its JSON, its own SHA-256 hash, its sequence number (one more than the\n"
+	  "record before) and its link to the record before. Prints the records\n"
+	  "checked and the last hash; keep that hash elsewhere to prove later that\n"
+	  "nothing was cut from the end. Exit status 1 names the first bad record\n"
+	  "(line and sequence number) and what is wrong with it: bad_json,\n"
+	  "bad_record, hash_mismatch, sequence_gap, broken_link or torn_line.",
+	  NULL, NULL, NULL },
+	{ "capture", {
+		{ "--reason", "R", T_REASON, "reason", A_REQUIRED,
+		  "the drop reason (fgctl drops --all lists them)" },
+		{ "--count", "N", T_COUNT, "count", A_REQUIRED,
+		  "packets to save, 1 to " FGCTL_STR(FG_CTL_CAPTURE_MAX_COUNT) },
+		{ "--out", "FILE.pcap", T_FILE, NULL, A_REQUIRED,
+		  "the pcap file fgctl writes (replaced only when the capture is done)" },
+		{ "--tenant", "T", T_ID, "tenant", 0,
+		  "only drops claiming this tenant (reasons from unknown_tenant on)" },
+		{ "--timeout", "S", T_SECONDS, "timeout", 0,
+		  "give up after S seconds, 1 to " FGCTL_STR(FG_CTL_CAPTURE_MAX_TIMEOUT)
+		  " (default " FGCTL_STR(FG_CTL_CAPTURE_DEFAULT_TIMEOUT) ")" } },
+	  fgctl_run_capture, "save dropped packets of one reason to a pcap file",
+	  "The router's workers copy the first N packets they drop for reason R\n"
+	  "after the capture starts (no sampling; at most " FGCTL_STR(FG_CTL_CAPTURE_SNAPLEN) " bytes of each),\n"
+	  "and send them back when N are saved or the timeout passes; fgctl writes\n"
+	  "them, with their arrival times in nanoseconds, to FILE.pcap (mode 0600:\n"
+	  "it holds tenants' video). One capture runs at a time; interrupting fgctl\n"
+	  "cancels it. Root or the control group only. Exit status 0 when N were\n"
+	  "saved, 1 when the timeout passed first (the file holds those saved).",
+	  "capture", NULL, NULL },
 };
 #define FGCTL_N_CMDS (sizeof(fgctl_cmds) / sizeof(fgctl_cmds[0]))
 
@@ -511,7 +582,8 @@ fgctl_help(FILE *f)
 		"       " FGCTL " COMMAND --help\n"
 		"\n"
 		"The operator's client of the framegate router's control socket, or with\n"
-		"--store of the etcd store that routers follow.\n"
+		"--store of the etcd store that routers follow; and the checker of the\n"
+		"router's audit log (audit verify reads the file itself).\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
@@ -536,6 +608,156 @@ fgctl_help(FILE *f)
 		"\n"
 		"Exit status: 0 done; 1 refused or invalid; 2 usage error; 3 the router\n"
 		"(or the store) cannot be reached, or the connection broke.\n");
+}
+
+/* ---- the manual page, from the same rows -------------------------------------- */
+
+#ifndef FG_VERSION
+#define FG_VERSION ""
+#endif
+
+/* Text as roff: backslashes escaped, a dash that starts an option or
+ * follows another dash is a minus (\-), a line never starts with a control
+ * character, and `code` becomes bold. */
+static void
+fgctl_man_text(FILE *f, const char *s)
+{
+	bool bold = false, line_start = true;
+
+	for (const char *p = s; *p != '\0'; p++) {
+		if (line_start && (*p == '.' || *p == '\''))
+			fputs("\\&", f);
+		line_start = *p == '\n';
+		if (*p == '\\')
+			fputs("\\e", f);
+		else if (*p == '-' && (p == s || strchr(" \n[{|(-", p[-1]) != NULL))
+			fputs("\\-", f);
+		else if (*p == '`')
+			fputs((bold = !bold) ? "\\fB" : "\\fR", f);
+		else
+			fputc(*p, f);
+	}
+	if (bold)
+		fputs("\\fR", f);
+}
+
+/* `fgctl --man`: fgctl(8) in roff, one subsection per command row, so a row
+ * added to fgctl_cmds is in the page the build installs (man/meson.build). */
+static void
+fgctl_man(FILE *f)
+{
+	fprintf(f,
+		".\\\" fgctl(8), generated by `fgctl --man` from fgctl's command rows.\n"
+		".TH FGCTL 8 \"\" \"framegate %s\" \"framegate\"\n"
+		".SH NAME\n"
+		"fgctl \\- change and read a running framegate router\n"
+		".SH SYNOPSIS\n"
+		".B fgctl\n"
+		"[\\fB\\-\\-socket\\fR \\fIPATH\\fR] [\\fB\\-\\-json\\fR] \\fICOMMAND\\fR [\\fIARGUMENTS\\fR]\n"
+		".br\n"
+		".B fgctl\n"
+		"\\fICOMMAND\\fR \\fB\\-\\-help\\fR\n"
+		".SH DESCRIPTION\n"
+		".B fgctl\n"
+		"is the client of the control socket of\n"
+		".BR framegate (8).\n"
+		"Each command below becomes one request; the router answers after the\n"
+		"change is in its fsync'd journal and every worker has stopped using what\n"
+		"it replaced, so an answer of ok means durable and enforced.\n"
+		"Arguments are checked before anything is sent: a bad one is named and\n"
+		"nothing is sent. The router checks everything again.\n"
+		".PP\n"
+		"Changes need root or membership of the router's\n"
+		".B control_group\n"
+		"(the service's is\n"
+		".BR framegate );\n"
+		"reads need that or the\n"
+		".BR read_group ;\n"
+		"see\n"
+		".BR framegate.conf (5).\n"
+		"Answers are tables for people, or the router's JSON with\n"
+		".BR \\-\\-json .\n"
+		".SH OPTIONS\n"
+		".TP\n"
+		".BI \\-\\-socket \" PATH\"\n"
+		"The router's control socket. Default: the environment variable\n"
+		".BR FG_CTL_SOCKET ,\n"
+		"or\n"
+		".IR %s .\n"
+		".TP\n"
+		".B \\-\\-json\n"
+		"Print the router's answer as JSON.\n"
+		".TP\n"
+		".B \\-\\-help\n"
+		"List the commands; after a command, describe that command.\n"
+		".SH COMMANDS\n",
+		FG_VERSION, FG_CTL_DEFAULT_SOCKET);
+	for (size_t i = 0; i < FGCTL_N_CMDS; i++) {
+		const struct fgctl_cmd *cmd = &fgctl_cmds[i];
+		int n = fgctl_n_args(cmd);
+		char syn[512];
+
+		fgctl_synopsis(cmd, syn, sizeof(syn));
+		fprintf(f, ".SS \"%s\"\n.B fgctl %s\n", cmd->words, cmd->words);
+		if (syn[0] != '\0') {
+			fgctl_man_text(f, syn + 1);      /* past its leading blank */
+			fprintf(f, "\n");
+		}
+		/* The one-line help is a phrase ("add a tenant"): a sentence here. */
+		fprintf(f, ".PP\n%c", toupper((unsigned char)cmd->help[0]));
+		fgctl_man_text(f, cmd->help + 1);
+		fprintf(f, ".\n");
+		if (cmd->long_help[0] != '\0') {
+			fprintf(f, ".PP\n");
+			fgctl_man_text(f, cmd->long_help);
+			fprintf(f, "\n");
+		}
+		for (int a = 0; a < n; a++) {
+			const struct fgctl_arg *arg = &cmd->args[a];
+
+			fprintf(f, ".TP\n");
+			if (arg->opt != NULL) {
+				fprintf(f, "\\fB");
+				fgctl_man_text(f, arg->opt);
+				fprintf(f, "\\fR%s%s%s\n", arg->meta ? " \\fI" : "",
+					arg->meta ? arg->meta : "", arg->meta ? "\\fR" : "");
+			} else {
+				fprintf(f, ".I %s\n", arg->meta);
+			}
+			fgctl_man_text(f, arg->help);
+			fprintf(f, "\n");
+		}
+	}
+	fprintf(f,
+		".SH ENVIRONMENT\n"
+		".TP\n"
+		".B FG_CTL_SOCKET\n"
+		"The control socket when\n"
+		".B \\-\\-socket\n"
+		"is not given.\n"
+		".SH EXIT STATUS\n"
+		".TP\n"
+		".B %d\n"
+		"Done.\n"
+		".TP\n"
+		".B %d\n"
+		"The router refused the request, or the answer is a failure (a shield that\n"
+		"differs from the tables); the message names the input.\n"
+		".TP\n"
+		".B %d\n"
+		"Usage error: an unknown command or option, or a bad argument, named.\n"
+		".TP\n"
+		".B %d\n"
+		"The router cannot be reached, or the connection broke.\n"
+		".SH FILES\n"
+		".TP\n"
+		".I %s\n"
+		"The control socket of the packaged service.\n"
+		".SH SEE ALSO\n"
+		".BR framegate (8),\n"
+		".BR framegate.conf (5)\n",
+		FG_CTL_EXIT_OK, FG_CTL_EXIT_REFUSED, FG_CTL_EXIT_USAGE,
+		FG_CTL_EXIT_UNREACHABLE, FG_CTL_DEFAULT_SOCKET);
 }
 
 /* ---- messages --------------------------------------------------------------- */
@@ -570,7 +792,7 @@ fgctl_set_arg(struct fgctl *c, int i, const char *value)
 	const struct fgctl_cmd *cmd = c->cmd;
 	const struct fgctl_arg *a = &cmd->args[i];
 	const struct fgctl_type_def *t = &fgctl_types[a->type];
-	char msg[256];
+	char msg[512];
 
 	if (c->val[i] != NULL)
 		return fgctl_usage_error(cmd, "%s is given twice", fgctl_arg_name(a));
@@ -1564,6 +1786,192 @@ out:
 	return ret;
 }
 
+/* ---- the audit log ------------------------------------------------------------ */
+
+static int
+fgctl_run_audit_verify(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	const char *file = json_string_value(c->val[0]);
+	struct fg_audit_report r;
+	struct fg_err err = { 0 };
+	int ret = fg_audit_verify(file, &r, &err);
+	json_t *out;
+
+	(void)cmd;
+	if (ret < 0) {
+		fprintf(stderr, FGCTL ": audit verify: cannot read %s\n", err.msg);
+		if (c->json) {
+			out = json_pack("{s:s, s:s}", "file", file, "error", err.msg);
+			fgctl_print_json(out);
+			json_decref(out);
+		}
+		return FG_CTL_EXIT_REFUSED;
+	}
+	if (ret > 0 && r.seq >= 0)
+		fprintf(stderr, "%s:%lu: record %" PRId64 ": %s\n", file, r.line, r.seq, r.msg);
+	else if (ret > 0)
+		fprintf(stderr, "%s:%lu: %s\n", file, r.line, r.msg);
+	if (c->json) {
+		out = json_pack("{s:s, s:b, s:I, s:I, s:s}", "file", file, "intact", ret == 0,
+				"records", (json_int_t)r.records, "last_seq",
+				(json_int_t)r.last_seq, "last_hash", r.last_hash);
+		if (ret > 0)
+			json_object_set_new(out, "bad", json_pack("{s:I, s:o, s:s, s:s}",
+				"line", (json_int_t)r.line,
+				"seq", r.seq < 0 ? json_null() : json_integer(r.seq),
+				"problem", fg_audit_problem_name(r.problem), "error", r.msg));
+		fgctl_print_json(out);
+		json_decref(out);
+	} else if (ret == 0) {
+		printf("%s: chain intact: %" PRIu64 " records, last seq %" PRIu64 ", last hash %s\n",
+		       file, r.records, r.last_seq, r.last_hash);
+	} else {
+		printf("%s: chain broken at line %lu: %" PRIu64 " records before it hold (last hash %s)\n",
+		       file, r.line, r.records, r.last_hash);
+	}
+	return ret == 0 ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
+}
+
+/* ---- capture ---------------------------------------------------------------- */
+
+/* The file being written, removed if fgctl is interrupted (which also
+ * cancels the capture: the router sees the connection close). */
+static char fgctl_capture_tmp[4096];
+
+static void
+fgctl_capture_interrupted(int sig)
+{
+	unlink(fgctl_capture_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* The reply's packets into an open pcap file: 0, or -1 with the reason
+ * printed. Timestamps in nanoseconds, as the router took them. */
+static int
+fgctl_write_pcap(FILE *f, const char *out, json_t *res)
+{
+	pcap_t *p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, FG_CTL_CAPTURE_SNAPLEN,
+							 PCAP_TSTAMP_PRECISION_NANO);
+	pcap_dumper_t *d = p ? pcap_dump_fopen(p, f) : NULL;
+	uint8_t bytes[FG_CTL_CAPTURE_SNAPLEN];
+	json_t *pkt;
+	size_t i;
+	int ret = 0;
+
+	if (d == NULL) {
+		fprintf(stderr, FGCTL ": capture: cannot write %s: %s\n", out,
+			p ? pcap_geterr(p) : "out of memory");
+		if (p != NULL)
+			pcap_close(p);
+		fclose(f);
+		return -1;
+	}
+	json_array_foreach(json_object_get(res, "packets"), i, pkt) {
+		const char *b64 = json_string_value(json_object_get(pkt, "data"));
+		json_int_t ts = json_integer_value(json_object_get(pkt, "ts_ns"));
+		json_int_t len = json_integer_value(json_object_get(pkt, "len"));
+		struct pcap_pkthdr h = { 0 };
+		size_t n;
+
+		if (b64 == NULL || ts < 0 || len < 1 ||
+		    sodium_base642bin(bytes, sizeof(bytes), b64, strlen(b64), NULL, &n, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 || (json_int_t)n > len) {
+			fprintf(stderr, FGCTL ": capture: packet %zu of the router's answer is malformed\n",
+				i + 1);
+			ret = -1;
+			break;
+		}
+		h.ts.tv_sec = (time_t)(ts / 1000000000);
+		h.ts.tv_usec = (suseconds_t)(ts % 1000000000);   /* ns: nano precision */
+		h.caplen = (bpf_u_int32)n;
+		h.len = (bpf_u_int32)len;
+		pcap_dump((u_char *)d, &h, bytes);
+	}
+	if (ret == 0 && (pcap_dump_flush(d) != 0 || fsync(fileno(f)) != 0)) {
+		fprintf(stderr, FGCTL ": capture: writing %s: %s\n", out, strerror(errno));
+		ret = -1;
+	}
+	pcap_dump_close(d);       /* closes f */
+	pcap_close(p);
+	return ret;
+}
+
+/* Arm a capture and wait for its packets; write them to --out. The file is
+ * written under a temporary name beside it and renamed when complete, so a
+ * refused, failed or interrupted capture leaves an existing file as it was. */
+static int
+fgctl_run_capture(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	const char *out = json_string_value(fgctl_val(c, "--out"));
+	json_t *req = fgctl_fields(c, json_pack("{s:s}", "cmd", cmd->cmd)), *res = NULL;
+	json_int_t saved, count;
+	FILE *f;
+	int fd, ret;
+
+	if ((size_t)snprintf(fgctl_capture_tmp, sizeof(fgctl_capture_tmp), "%s.XXXXXX", out) >=
+	    sizeof(fgctl_capture_tmp)) {
+		json_decref(req);
+		return fgctl_usage_error(cmd, "--out \"%s\" is too long a path", out);
+	}
+	fd = mkstemp(fgctl_capture_tmp);
+	f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+	if (f == NULL) {
+		fprintf(stderr, FGCTL ": capture: cannot write %s: %s\n", out, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(fgctl_capture_tmp);
+		}
+		json_decref(req);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	signal(SIGINT, fgctl_capture_interrupted);
+	signal(SIGTERM, fgctl_capture_interrupted);
+	signal(SIGHUP, fgctl_capture_interrupted);
+	ret = fgctl_connect(c);
+	if (ret == 0)
+		ret = fgctl_call(c, req, &res);
+	else
+		json_decref(req);
+	if (ret == FG_CTL_EXIT_REFUSED && res != NULL) {
+		fgctl_print_refusal(res);
+		if (c->json)
+			fgctl_print_json(res);
+	}
+	if (ret != FG_CTL_EXIT_OK) {
+		fclose(f);
+		unlink(fgctl_capture_tmp);
+		json_decref(res);
+		return ret;
+	}
+	ret = fgctl_write_pcap(f, out, res);
+	if (ret == 0 && rename(fgctl_capture_tmp, out) != 0) {
+		fprintf(stderr, FGCTL ": capture: cannot write %s: %s\n", out, strerror(errno));
+		ret = -1;
+	}
+	if (ret != 0) {
+		unlink(fgctl_capture_tmp);
+		json_decref(res);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	saved = json_integer_value(json_object_get(res, "saved"));
+	count = json_integer_value(json_object_get(res, "count"));
+	if (c->json) {
+		json_object_del(res, "packets");        /* they are in the file */
+		json_object_set_new(res, "out", json_string(out));
+		fgctl_print_json(res);
+	} else if (saved == count) {
+		printf("saved %" JSON_INTEGER_FORMAT " %s drops to %s\n", saved,
+		       json_string_value(json_object_get(res, "reason")), out);
+	}
+	if (saved != count)
+		fprintf(stderr, FGCTL ": capture: saved %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+			" %s drops to %s: the timeout passed first\n", saved, count,
+			json_string_value(json_object_get(res, "reason")), out);
+	json_decref(res);
+	return saved == count ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 int
@@ -1584,6 +1992,10 @@ main(int argc, char **argv)
 
 		if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
 			fgctl_help(stdout);
+			return FG_CTL_EXIT_OK;
+		} else if (strcmp(s, "--man") == 0) {
+			/* Hidden: the build makes fgctl.8 with it. */
+			fgctl_man(stdout);
 			return FG_CTL_EXIT_OK;
 		} else if (strcmp(s, "--json") == 0) {
 			c.json = true;

@@ -28,6 +28,7 @@
 #include <rte_hash.h>
 #include <sodium.h>
 
+#include "audit.h"
 #include "dump.h"
 #include "etcd.h"
 #include "follower.h"
@@ -60,6 +61,7 @@ struct fg_follower {
 	struct fg_etcd *watch, *req;  /* the watch has a handle of its own */
 	struct fg_ownership *own;
 	struct fg_journal *journal;
+	struct fg_audit *audit;       /* NULL: no audit log */
 	uint32_t *closed;
 	enum fg_fstate state;
 	unsigned int failures;        /* in a row, for the backoff */
@@ -75,6 +77,7 @@ struct fg_follower {
 	bool stale;
 	/* reconcile */
 	uint64_t next_reconcile_ms;
+	bool reconcile_asked;         /* store.reconcile: run at the next poll */
 	uint64_t reconciles, drift_found, drift_last;
 	int64_t reconcile_rev;
 	uint64_t reconcile_at_ms;
@@ -542,6 +545,11 @@ fg_commit_lines(struct fg_follower *f, const struct fg_text *txt, struct fg_err 
 		ret = fg_journal_append(f->journal, txt->buf, txt->len, err);
 	if (ret == 0)
 		ret = fg_ops_apply_checked(f->own, ops, n, &bad, err);
+	/* Applied and enforced: the audit log has it before the revision
+	 * counts as enforced (health, metrics). */
+	if (ret == 0 && f->audit != NULL &&
+	    (ret = fg_audit_change(f->audit, "store", NULL, txt->buf, txt->len, err)) < 0)
+		fprintf(stderr, "framegate: ALARM: audit log: %s\n", err->msg);
 	free(ops);
 	return ret;
 }
@@ -988,8 +996,10 @@ fg_follower_poll(struct fg_follower *f)
 	if (f->state == FG_F_WATCH)
 		fg_watch_poll(f);
 	now = fg_now_ms();
-	if (f->state == FG_F_WATCH && f->cfg.reconcile_ms && now >= f->next_reconcile_ms) {
+	if (f->state == FG_F_WATCH &&
+	    (f->reconcile_asked || (f->cfg.reconcile_ms && now >= f->next_reconcile_ms))) {
 		f->next_reconcile_ms = now + f->cfg.reconcile_ms;
+		f->reconcile_asked = false;
 		ret = fg_resync(f, fg_ownership_store_revision(f->own), true, &err);
 		if (ret == -ESTALE)
 			ret = fg_resync(f, 0, true, &err);   /* compacted: reconcile at the latest */
@@ -1002,9 +1012,15 @@ fg_follower_poll(struct fg_follower *f)
 }
 
 void
+fg_follower_set_audit(struct fg_follower *f, struct fg_audit *a)
+{
+	f->audit = a;
+}
+
+void
 fg_follower_reconcile_soon(struct fg_follower *f)
 {
-	f->next_reconcile_ms = 0;
+	f->reconcile_asked = true;
 }
 
 struct fg_follower *

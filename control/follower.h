@@ -55,6 +55,11 @@ struct fg_follower *fg_follower_create(const struct fg_follower_config *cfg,
 				       uint32_t *closed, struct fg_err *err);
 void fg_follower_free(struct fg_follower *f);
 
+/* Record every change applied from the store in the audit log (source
+ * "store"), as the socket's are; NULL: none. */
+struct fg_audit;
+void fg_follower_set_audit(struct fg_follower *f, struct fg_audit *a);
+
 /* Do what is due; returns within about one store request's timeout. */
 void fg_follower_poll(struct fg_follower *f);
 

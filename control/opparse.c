@@ -157,6 +157,10 @@ fg_dec_tenant(json_t *o, struct fg_op *op, struct fg_err *err)
 	if (json_object_get(o, "burst")) {
 		if (fg_get_uint(o, "burst", 1, UINT32_MAX, &v, err))
 			return -EINVAL;
+		/* A burst is the depth of a rate's bucket: alone it means
+		 * nothing, and ignoring it would hide a forgotten rate. */
+		if (s->rate_pps == 0)
+			return fg_bad(err, "field \"burst\" needs \"rate_pps\" (a burst without a rate limits nothing)");
 		s->burst = v;
 	}
 	return 0;
@@ -295,6 +299,33 @@ fg_listed(const char *const *list, size_t n, const char *field)
 	return 0;
 }
 
+/* jansson refuses an integer beyond 64 bits before any field is read, with
+ * the position just after it. Name the field it belongs to, when the text
+ * before it is plainly `"field": digits` (else len is 0). */
+static size_t
+fg_overflow_field(const char *line, size_t len, int pos, const char **field)
+{
+	size_t i = pos > 0 && (size_t)pos <= len ? (size_t)pos : 0, end;
+
+	while (i > 0 && ((line[i - 1] >= '0' && line[i - 1] <= '9') || line[i - 1] == '-'))
+		i--;
+	while (i > 0 && (line[i - 1] == ' ' || line[i - 1] == '\t'))
+		i--;
+	if (i == 0 || line[--i] != ':')
+		return 0;
+	while (i > 0 && (line[i - 1] == ' ' || line[i - 1] == '\t'))
+		i--;
+	if (i == 0 || line[--i] != '"')
+		return 0;
+	end = i;
+	while (i > 0 && line[i - 1] != '"' && line[i - 1] != '\\')
+		i--;
+	if (i == 0 || line[i - 1] != '"' || i == end)
+		return 0;
+	*field = line + i;
+	return end - i;
+}
+
 int
 fg_op_parse(const char *line, size_t len, struct fg_op *op, struct fg_err *err)
 {
@@ -306,9 +337,16 @@ fg_op_parse(const char *line, size_t len, struct fg_op *op, struct fg_err *err)
 
 	memset(op, 0, sizeof(*op));
 	o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (o == NULL)
+	if (o == NULL) {
+		size_t n = json_error_code(&jerr) == json_error_numeric_overflow
+			? fg_overflow_field(line, len, jerr.position, &field) : 0;
+
+		if (n > 0)
+			return fg_bad(err, "field \"%.*s\": %s (column %d)", (int)n, field,
+				      jerr.text, jerr.column);
 		return fg_bad(err, "not valid JSON: %s (column %d)", jerr.text,
 			      jerr.column);
+	}
 	if (!json_is_object(o)) {
 		fg_bad(err, "a line must hold one JSON object");
 		goto out;

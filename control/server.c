@@ -7,6 +7,7 @@
  *   -> check them all as one transaction (fg_ops_check_all)
  *   -> append them to the journal and fsync (ack means durable)
  *   -> apply them and wait for a grace period (ack means enforced)
+ *   -> append them to the audit log, if any, and fdatasync (audit.h)
  *   -> reply.
  *
  * Commands are rows of {name, writes, handler}. Everything runs on the main
@@ -47,8 +48,13 @@
 #include <framegate/ctl.h>
 
 #include "../dataplane/router.h"
+#include "audit.h"
+#include "capture_ctl.h"
 #include "dump.h"
 #include "follower.h"
+#include "ctlstate.h"
+#include "dump.h"
+#include "latency.h"
 #include "mapfile.h"
 #include "server.h"
 #include "shield.h"
@@ -57,6 +63,7 @@
 #define FG_SERVER_MAX_CONNS 64
 #define FG_GROUP_MAX 4096         /* single changes committed together */
 #define FG_OUT_HIGH (1u << 20)    /* replies unread by a peer: read no more */
+#define FG_CMD_KINDS_MAX 24       /* command rows, and one for invalid requests */
 
 struct fg_load {
 	bool active;
@@ -71,6 +78,7 @@ struct fg_load {
 struct fg_conn {
 	int fd;
 	uid_t uid;
+	struct ucred cred;          /* the peer, for the audit log */
 	bool can_write, can_read;
 	uint8_t *buf;               /* requests read, not yet handled */
 	size_t len, cap;
@@ -89,6 +97,7 @@ struct fg_pending {
 	bool accepted;              /* checked: goes into the journal record */
 	struct fg_err err;          /* err.code != 0: refused (or the shield
 				     * could not follow it) */
+	double t0;                  /* when it was read, for its latency */
 };
 
 struct fg_server {
@@ -109,7 +118,15 @@ struct fg_server {
 	uint64_t groups;            /* group commits, for health */
 	struct fg_follower *follower; /* following a store: changes go there */
 	bool test_hooks;            /* FG_TEST_HOOKS=1: test.drift is served */
+	time_t last_change;         /* when changes were last applied; 0: never */
+	/* Each request's time from read to reply, by command row (the last
+	 * one: requests that name no command), for the metrics endpoint. */
+	struct fg_latency lat[FG_CMD_KINDS_MAX];
+	int capture_fd;             /* the connection a capture answers; -1 */
 };
+
+/* A handler's "the reply comes later" (capture). */
+#define FG_CMD_LATER 1
 
 struct fg_cmd {
 	const char *name;
@@ -197,9 +214,33 @@ fg_shield_lagged(struct fg_server *s, uint64_t before, struct fg_err *err)
 			  last.msg);
 }
 
-/* The change path: check, journal, apply, grace period. */
+/* The audit log could not take an applied change: it is journaled and
+ * enforced, but not acknowledged (EIO), and the router raises an alarm. */
 static int
-fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err *err)
+fg_audit_failed(struct fg_err *err)
+{
+	fprintf(stderr, "framegate: ALARM: %s; a change is journaled and enforced but missing from the audit log\n",
+		err->msg);
+	fg_err_prefix(err, "the change is journaled and enforced, but not acknowledged: ");
+	err->code = EIO;
+	return -EIO;
+}
+
+/* An applied change's record in the audit log (if any), before its ack. */
+static int
+fg_audited(struct fg_server *s, const struct fg_conn *c, const char *lines, size_t len,
+	   struct fg_err *err)
+{
+	if (s->cfg.audit == NULL ||
+	    fg_audit_change(s->cfg.audit, "socket", &c->cred, lines, len, err) == 0)
+		return 0;
+	return fg_audit_failed(err);
+}
+
+/* The change path: check, journal, apply, grace period, audit. */
+static int
+fg_commit(struct fg_server *s, const struct fg_conn *c, struct fg_load *l, bool name_lines,
+	  struct fg_err *err)
 {
 	size_t bad = 0;
 	int ret;
@@ -223,7 +264,9 @@ fg_commit(struct fg_server *s, struct fg_load *l, bool name_lines, struct fg_err
 	if (ret < 0)
 		return ret;
 	s->changes += l->n;
-	return fg_shield_lagged(s, faults, err);
+	s->last_change = time(NULL);
+	ret = fg_audited(s, c, l->text, l->text_len, err);
+	return ret < 0 ? ret : fg_shield_lagged(s, faults, err);
 }
 
 /* One change given as an op object: its op line (newline-terminated, to
@@ -262,7 +305,7 @@ fg_op_from_json(json_t *op, char **line_out, size_t *len_out, struct fg_op *pars
 
 /* One change given as an op object, committed on its own. */
 static int
-fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
+fg_commit_op(struct fg_server *s, const struct fg_conn *c, json_t *op, struct fg_err *err)
 {
 	struct fg_load l = { 0 };
 	char *line;
@@ -274,7 +317,7 @@ fg_commit_op(struct fg_server *s, json_t *op, struct fg_err *err)
 	ret = fg_load_add(&l, line, len, err);
 	free(line);
 	if (ret == 0)
-		ret = fg_commit(s, &l, false, err);
+		ret = fg_commit(s, c, &l, false, err);
 	fg_load_reset(&l);
 	return ret;
 }
@@ -350,9 +393,29 @@ fg_group_flush(struct fg_server *s)
 	}
 	if (applied)
 		fg_tables_sync(fg_ownership_tables(s->own));
+	/* Each applied change is one audit record, all under one fdatasync. */
+	if (applied && ret == 0 && s->cfg.audit != NULL) {
+		struct fg_err aerr = { 0 };
+		int aret = 0;
+
+		for (size_t i = 0; i < n && aret == 0; i++)
+			if (s->group[i].accepted)
+				aret = fg_audit_add_change(s->cfg.audit, "socket", &s->group[i].conn->cred,
+							   s->group[i].line, s->group[i].len, &aerr);
+		if (aret == 0)
+			aret = fg_audit_commit(s->cfg.audit, &aerr);
+		if (aret < 0) {
+			fg_audit_failed(&aerr);
+			for (size_t i = 0; i < n; i++)
+				if (s->group[i].accepted && s->group[i].err.code == 0)
+					s->group[i].err = aerr;
+		}
+	}
 	if (ret == 0) {
 		s->changes += n_ok;
 		s->groups += n_ok > 0;
+		if (n_ok > 0)
+			s->last_change = time(NULL);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct fg_pending *p = &s->group[i];
@@ -367,6 +430,7 @@ fg_group_flush(struct fg_server *s)
 			fg_send(p->conn, r);
 			json_decref(r);
 		}
+		fg_latency_record(&s->lat[0], fg_latency_now() - p->t0);   /* apply */
 		free(p->line);
 	}
 	s->n_group = 0;
@@ -374,7 +438,7 @@ fg_group_flush(struct fg_server *s)
 
 /* Queue one `apply` for the group commit. */
 static void
-fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req)
+fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req, double t0)
 {
 	struct fg_pending *p;
 	struct fg_err err = { 0 };
@@ -385,12 +449,13 @@ fg_group_add(struct fg_server *s, struct fg_conn *c, json_t *req)
 	if (fg_op_from_json(json_object_get(req, "op"), &line, &len, &op, &err) < 0) {
 		fg_group_flush(s);          /* its reply comes after theirs */
 		fg_reply_error(c, &err);
+		fg_latency_record(&s->lat[0], fg_latency_now() - t0);
 		return;
 	}
 	if (s->n_group == FG_GROUP_MAX)
 		fg_group_flush(s);
 	p = &s->group[s->n_group++];
-	*p = (struct fg_pending){ .conn = c, .op = op, .line = line, .len = len };
+	*p = (struct fg_pending){ .conn = c, .op = op, .line = line, .len = len, .t0 = t0 };
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -401,8 +466,7 @@ fg_cmd_apply(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 {
 	int ret;
 
-	(void)c;
-	ret = fg_commit_op(s, json_object_get(req, "op"), err);
+	ret = fg_commit_op(s, c, json_object_get(req, "op"), err);
 	if (ret == 0)
 		json_object_set_new(res, "applied", json_integer(1));
 	return ret;
@@ -419,7 +483,6 @@ fg_cmd_rekey(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	struct fg_op parsed;
 	int ret;
 
-	(void)c;
 	/* Decode tenant and device as a del_device op would. */
 	probe = json_pack("{s:s, s:O, s:O}", "op", "del_device", "tenant", t ? t : json_null(),
 			  "device", d ? d : json_null());
@@ -440,7 +503,7 @@ fg_cmd_rekey(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 		json_object_set(op, "key", k);
 	else
 		json_object_del(op, "key");
-	ret = fg_commit_op(s, op, err);
+	ret = fg_commit_op(s, c, op, err);
 	json_decref(op);
 	if (ret == 0)
 		json_object_set_new(res, "applied", json_integer(1));
@@ -491,7 +554,7 @@ fg_cmd_load_commit(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *
 	(void)req;
 	if (!c->load.active)
 		return fg_err_set(err, EINVAL, "load.commit without load.begin");
-	ret = fg_commit(s, &c->load, true, err);
+	ret = fg_commit(s, c, &c->load, true, err);
 	fg_load_reset(&c->load);
 	if (ret == 0)
 		json_object_set_new(res, "applied", json_integer((json_int_t)n));
@@ -629,6 +692,11 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	json_object_set_new(res, "devices", json_integer(fg_tables_count_devices(t)));
 	json_object_set_new(res, "changes_applied", json_integer((json_int_t)s->changes));
 	json_object_set_new(res, "group_commits", json_integer((json_int_t)s->groups));
+	if (s->capture_fd >= 0)
+		json_object_set_new(res, "capture", json_pack("{s:s, s:I, s:I}",
+			"reason", fg_reason_name((enum fg_reason)s->router->capture->reason),
+			"count", (json_int_t)s->router->capture->count,
+			"saved", (json_int_t)fg_capture_saved(s->router->capture)));
 	if (s->journal != NULL)
 		json_object_set_new(res, "journal", json_pack("{s:I, s:I, s:I}",
 			"bytes", (json_int_t)fg_journal_size(s->journal),
@@ -815,6 +883,23 @@ fg_cmd_shield_resync(struct fg_server *s, struct fg_conn *c, json_t *req, json_t
 	return 0;
 }
 
+/* ---- capture --------------------------------------------------------------- */
+
+/* Arm the capture; the reply waits until it is complete or its time is up
+ * (fg_capture_service). Packets carry tenants' video: a write command. */
+static int
+fg_cmd_capture(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
+	       struct fg_err *err)
+{
+	(void)res;
+	if (s->router == NULL)
+		return fg_err_set(err, ENOENT, "this router has no ports to capture on");
+	if (fg_capture_start(s->router->capture, req, err) < 0)
+		return -err->code;
+	s->capture_fd = c->fd;
+	return FG_CMD_LATER;
+}
+
 static const struct fg_cmd fg_cmds[] = {
 	{ "apply", true, fg_cmd_apply },
 	{ "rekey", true, fg_cmd_rekey },
@@ -830,7 +915,13 @@ static const struct fg_cmd fg_cmds[] = {
 	{ "shield.resync", true, fg_cmd_shield_resync },
 	{ "store.reconcile", true, fg_cmd_store_reconcile },
 	{ "test.drift", true, fg_cmd_test_drift },
+	{ "capture", true, fg_cmd_capture },
 };
+
+/* Row 0 is apply (the group commit records it as such); the row after the
+ * last counts requests that name no command. */
+_Static_assert(RTE_DIM(fg_cmds) + 1 <= FG_CMD_KINDS_MAX, "FG_CMD_KINDS_MAX too small");
+#define FG_KIND_INVALID RTE_DIM(fg_cmds)
 
 /* ---- the socket ------------------------------------------------------------- */
 
@@ -951,6 +1042,11 @@ fg_reply_error(struct fg_conn *c, const struct fg_err *err)
 static void
 fg_conn_close(struct fg_server *s, unsigned int i)
 {
+	/* Its capture ends with it: disarmed, the copies dropped. */
+	if (s->conns[i].fd == s->capture_fd) {
+		fg_capture_finish(s->router->capture, fg_ownership_tables(s->own), NULL, NULL);
+		s->capture_fd = -1;
+	}
 	close(s->conns[i].fd);
 	free(s->conns[i].buf);
 	free(s->conns[i].out);
@@ -1011,6 +1107,7 @@ fg_accept(struct fg_server *s)
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->uid = cred.uid;
+	c->cred = cred;
 	c->can_write = cred.uid == 0 || fg_peer_in_group(cred.pid, cred.gid, s->cfg.write_gid);
 	c->can_read = c->can_write || fg_peer_in_group(cred.pid, cred.gid, s->cfg.read_gid);
 	c->last = time(NULL);
@@ -1023,6 +1120,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	struct fg_err err = { 0 };
 	const struct fg_cmd *cmd = NULL;
 	json_error_t jerr;
+	double t0 = fg_latency_now();
 	json_t *req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *res;
 	const char *name;
@@ -1037,6 +1135,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 			fg_err_set(&err, EINVAL, "a request is one JSON object");
 		fg_reply_error(c, &err);
 		json_decref(req);
+		fg_latency_record(&s->lat[FG_KIND_INVALID], fg_latency_now() - t0);
 		return;
 	}
 	name = json_string_value(json_object_get(req, "cmd"));
@@ -1055,7 +1154,7 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 			   cmd->name);
 	}
 	if (err.code == 0 && cmd->handler == fg_cmd_apply) {
-		fg_group_add(s, c, req);
+		fg_group_add(s, c, req, t0);
 		json_decref(req);
 		return;
 	}
@@ -1064,19 +1163,24 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	if (err.code) {
 		fg_reply_error(c, &err);
 		json_decref(req);
+		fg_latency_record(&s->lat[cmd ? (size_t)(cmd - fg_cmds) : FG_KIND_INVALID],
+				  fg_latency_now() - t0);
 		return;
 	}
 	res = json_object();
 	ret = cmd->handler(s, c, req, res, &err);
 	if (ret < 0) {
 		fg_reply_error(c, &err);
-	} else {
+	} else if (ret != FG_CMD_LATER) {
 		json_object_set_new(res, "ok", json_true());
 		fg_send(c, res);
 	}
 	json_decref(res);
 	json_decref(req);
+	fg_latency_record(&s->lat[cmd - fg_cmds], fg_latency_now() - t0);
 }
+
+static int fg_conn_requests(struct fg_server *s, struct fg_conn *c);
 
 /* Read what is there; handle every complete request. -1: close. */
 static int
@@ -1111,7 +1215,15 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 		c->len += (size_t)n;
 		c->last = time(NULL);
 	}
-	while (c->len >= 4) {
+	return fg_conn_requests(s, c) < 0 || eof ? -1 : 0;
+}
+
+/* Handle every complete request read; -1: close. Requests after a capture
+ * wait for its reply, so that every reply comes in order. */
+static int
+fg_conn_requests(struct fg_server *s, struct fg_conn *c)
+{
+	while (c->len >= 4 && c->fd != s->capture_fd) {
 		size_t mlen = (size_t)c->buf[0] << 24 | (size_t)c->buf[1] << 16 |
 			      (size_t)c->buf[2] << 8 | c->buf[3];
 
@@ -1130,7 +1242,37 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 		memmove(c->buf, c->buf + 4 + mlen, c->len - 4 - mlen);
 		c->len -= 4 + mlen;
 	}
-	return eof ? -1 : 0;
+	return 0;
+}
+
+/* A capture that is complete or out of time: its reply, then the requests
+ * its connection sent after it. */
+static void
+fg_capture_service(struct fg_server *s)
+{
+	bool timed_out;
+
+	if (s->capture_fd < 0 || !fg_capture_due(s->router->capture, &timed_out))
+		return;
+	for (unsigned int i = 0; i < s->n_conns; i++) {
+		struct fg_conn *c = &s->conns[i];
+		json_t *res;
+
+		if (c->fd != s->capture_fd)
+			continue;
+		res = fg_capture_result(s->router->capture, fg_ownership_tables(s->own),
+					timed_out);
+		s->capture_fd = -1;
+		json_object_set_new(res, "ok", json_true());
+		fg_send(c, res);
+		json_decref(res);
+		c->last = time(NULL);
+		if (fg_conn_requests(s, c) < 0)
+			c->len = 0;     /* oversized: refused; closed when idle */
+		fg_group_flush(s);
+		fg_conn_write(c);
+		return;
+	}
 }
 
 struct fg_server *
@@ -1196,6 +1338,7 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	s->router = router;
 	s->started = time(NULL);
 	s->test_hooks = getenv("FG_TEST_HOOKS") != NULL && strcmp(getenv("FG_TEST_HOOKS"), "1") == 0;
+	s->capture_fd = -1;
 	s->group = calloc(FG_GROUP_MAX, sizeof(*s->group));
 	if (s->group == NULL) {
 		fg_server_free(s);
@@ -1254,9 +1397,11 @@ fg_server_poll(struct fg_server *s, int timeout_ms)
 	if (pfd[0].revents & POLLIN)
 		fg_accept(s);
 idle:
+	fg_capture_service(s);
 	now = time(NULL);
 	for (unsigned int i = s->n_conns; i-- > 0;)
-		if (now - s->conns[i].last > FG_CTL_IDLE_SECONDS)
+		if (now - s->conns[i].last > FG_CTL_IDLE_SECONDS &&
+		    s->conns[i].fd != s->capture_fd)
 			fg_conn_close(s, i);
 	/* Compaction, off the ack path: when the journal has grown. */
 	if (s->journal != NULL && s->cfg.compact_bytes != 0 &&
@@ -1274,6 +1419,7 @@ fg_server_free(struct fg_server *s)
 	if (s == NULL)
 		return;
 	fg_group_flush(s);
+	s->capture_fd = -1;         /* the router's capture may be gone already */
 	while (s->n_conns > 0)
 		fg_conn_close(s, s->n_conns - 1);
 	close(s->listen_fd);
@@ -1281,4 +1427,44 @@ fg_server_free(struct fg_server *s)
 	free(s->group);
 	free(s->group_text);
 	free(s);
+}
+
+/* ---- what observers see (ctlstate.h, control/metrics.c) --------------------- */
+
+void
+fg_server_values(const struct fg_server *s, struct fg_ctl_values *v)
+{
+	const struct fg_tables *t = fg_ownership_tables(s->own);
+
+	memset(v, 0, sizeof(*v));
+	v->tenants = fg_tables_count_tenants(t);
+	v->sinks = fg_tables_count_sinks(t);
+	v->devices = fg_tables_count_devices(t);
+	v->max_tenants = t->cfg.max_tenants;
+	v->max_sinks = t->cfg.max_sinks;
+	v->max_devices = t->cfg.max_devices;
+	if (s->journal != NULL) {
+		v->has_journal = true;
+		v->journal_bytes = fg_journal_size(s->journal);
+		v->journal_records = fg_journal_records(s->journal);
+		v->journal_generation = fg_journal_generation(s->journal);
+	}
+	if (fg_ownership_shield(s->own) != NULL) {
+		v->shield_faults = fg_ownership_shield_faults(s->own, NULL);
+		v->shield = v->shield_faults ? FG_SHIELD_STATE_DEGRADED : FG_SHIELD_STATE_IN_STEP;
+	}
+	v->connections = s->n_conns;
+	v->changes_applied = s->changes;
+	v->group_commits = s->groups;
+	v->started_unix = s->started;
+	v->last_change_unix = s->last_change;
+}
+
+const struct fg_latency *
+fg_server_latency(const struct fg_server *s, unsigned int i, const char **kind)
+{
+	if (i > FG_KIND_INVALID)
+		return NULL;
+	*kind = i == FG_KIND_INVALID ? "invalid" : fg_cmds[i].name;
+	return &s->lat[i];
 }

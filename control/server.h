@@ -14,12 +14,17 @@
 #include "ownership.h"
 
 struct fg_router;
+struct fg_audit;
+struct fg_ctl_values;
+struct fg_latency;
 
 struct fg_server_config {
 	const char *path;            /* socket path; its folder is created */
 	gid_t write_gid;             /* besides root, may change state; -1: none */
 	gid_t read_gid;              /* besides those, may read; -1: none */
 	uint64_t compact_bytes;      /* snapshot when the journal grows past */
+	struct fg_audit *audit;      /* every applied change, before its ack;
+				      * NULL: no audit log */
 };
 
 struct fg_server;
@@ -44,6 +49,15 @@ void fg_server_poll(struct fg_server *s, int timeout_ms);
  * refused (they go to the store), health shows the follower's state. */
 struct fg_follower;
 void fg_server_set_follower(struct fg_server *s, struct fg_follower *f);
+/* The control plane's values for observers (control thread only; they
+ * reach other threads through fg_ctl_state_publish). */
+void fg_server_values(const struct fg_server *s, struct fg_ctl_values *v);
+
+/* Request latencies of command kind i (0, 1, ... until NULL), and the
+ * kind's name ("apply", "stats", ..., "invalid" for requests that name no
+ * command). Control thread only. */
+const struct fg_latency *fg_server_latency(const struct fg_server *s, unsigned int i,
+					   const char **kind);
 
 /* Close every connection and remove the socket file. */
 void fg_server_free(struct fg_server *s);

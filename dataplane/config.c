@@ -5,7 +5,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -34,6 +36,10 @@ fg_config_defaults(struct fg_config *c)
 	c->store_backoff_min_ms = 100;
 	c->store_backoff_max_ms = 30000;
 	c->store_timeout_ms = 2000;
+	/* Loopback by default: the counters name tenants, so exposing them
+	 * beyond the host is the operator's choice. */
+	snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9470");
+	c->metrics_tenant_labels_max = 1000;
 }
 
 void
@@ -274,13 +280,90 @@ fg_store_setting(json_t *o, struct fg_config *c, struct fg_err *err)
 	return 0;
 }
 
+/* "A.B.C.D:PORT" or "[IPv6]:PORT" into a socket address; 0 or -EINVAL. */
+static int
+fg_listen_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon;
+	unsigned long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, text + 1, (size_t)(close - text - 1));
+		host[close - text - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL || (size_t)(colon - text) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, text, (size_t)(colon - text));
+		host[colon - text] = '\0';
+	}
+	if (colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535)
+		return -EINVAL;
+	if (text[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	}
+	return 0;
+}
+
+/* "metrics": {"listen": "127.0.0.1:9470", "tenant_labels_max": 1000} */
+static int
+fg_metrics_setting(json_t *o, struct fg_config *c, struct fg_err *err)
+{
+	static const char *const keys[] = { "listen", "tenant_labels_max", NULL };
+	uint64_t v = c->metrics_tenant_labels_max;
+	json_t *l;
+
+	if (!json_is_object(o))
+		return fg_err_set(err, EINVAL, "metrics: must be an object (an empty one for the defaults)");
+	if (fg_only_keys(o, keys, "metrics", err))
+		return -EINVAL;
+	l = json_object_get(o, "listen");
+	if (l != NULL && (!json_is_string(l) ||
+			  json_string_length(l) >= sizeof(c->metrics_listen)))
+		return fg_err_set(err, EINVAL, "metrics.listen: must be a string \"ADDRESS:PORT\" (\"127.0.0.1:9470\", \"[::1]:9470\")");
+	if (l != NULL)
+		memcpy(c->metrics_listen, json_string_value(l), json_string_length(l) + 1);
+	if (fg_listen_addr(c->metrics_listen, &c->metrics_addr, &c->metrics_addr_len) != 0)
+		return fg_err_set(err, EINVAL, "metrics.listen: \"%s\" is not ADDRESS:PORT with a numeric IPv4 address or a bracketed IPv6 one and a port from 1 to 65535",
+				  c->metrics_listen);
+	if (fg_uint_setting(o, "tenant_labels_max", "metrics.", 0, 1000000, &v, err))
+		return -EINVAL;
+	c->metrics_tenant_labels_max = (uint32_t)v;
+	return 0;
+}
+
 int
 fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 {
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
 					    "journal_dir", "tables", "ports", "mbufs",
 					    "control_group", "read_group", "compact_bytes",
-					    "shield", "store", NULL };
+					    "shield", "store", "audit_log", "metrics", NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -324,7 +407,9 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	    fg_string_setting(root, "control_group", "", c->control_group,
 			      sizeof(c->control_group), err) ||
 	    fg_string_setting(root, "read_group", "", c->read_group,
-			      sizeof(c->read_group), err))
+			      sizeof(c->read_group), err) ||
+	    fg_string_setting(root, "audit_log", "", c->audit_log,
+			      sizeof(c->audit_log), err))
 		goto out;
 	v = c->compact_bytes;
 	if (fg_uint_setting(root, "compact_bytes", "", 0, UINT64_MAX >> 1, &v, err))
@@ -378,6 +463,11 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 		if (fg_store_setting(json_object_get(root, "store"), c, err))
 			goto out;
 		c->store = true;
+	}
+	if (json_object_get(root, "metrics") != NULL) {
+		if (fg_metrics_setting(json_object_get(root, "metrics"), c, err))
+			goto out;
+		c->metrics = true;
 	}
 	ret = 0;
 out:

@@ -9,6 +9,7 @@
  *     "journal_dir": "/var/lib/framegate",
  *     "control_group": "framegate", "read_group": "adm",
  *     "compact_bytes": 268435456,
+ *     "audit_log": "/var/log/framegate/audit.jsonl",
  *     "mbufs": 16383,
  *     "tables": {"max_tenants": 65536, "max_sinks": 65536, "max_devices": 1048576},
  *     "ports": [
@@ -21,6 +22,7 @@
  *               "stale_bound_ms": 5000, "probe_ms": 500,
  *               "reconcile_seconds": 300, "backoff_min_ms": 100,
  *               "backoff_max_ms": 30000, "timeout_ms": 2000}
+ *     "metrics": {"listen": "127.0.0.1:9470", "tenant_labels_max": 1000}
  *   }
  */
 #ifndef FG_CONFIG_H
@@ -28,6 +30,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <sys/socket.h>
 
 #include <rte_ether.h>
 
@@ -60,6 +64,7 @@ struct fg_config {
 	char control_group[64];           /* may change state (besides root) */
 	char read_group[64];              /* may read state */
 	uint64_t compact_bytes;           /* journal size that triggers a snapshot */
+	char audit_log[256];              /* control/audit.h; "": no audit log */
 	uint32_t max_tenants, max_sinks, max_devices;
 	uint32_t mbufs;                   /* per pool: received, headers, clones */
 	unsigned int n_ports;
@@ -82,6 +87,14 @@ struct fg_config {
 	uint32_t store_reconcile_ms;      /* 0: off */
 	uint32_t store_backoff_min_ms, store_backoff_max_ms;
 	uint32_t store_timeout_ms;
+	/* The Prometheus endpoint (control/metrics.c): off unless the file
+	 * has a "metrics" object. metrics_listen is the address as written,
+	 * for messages; metrics_addr the same, decoded. */
+	bool metrics;
+	char metrics_listen[64];
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addr_len;
+	uint32_t metrics_tenant_labels_max;   /* tenants with their own label */
 };
 
 /* Defaults: frame port 47474, TTL 64, no ports. */

@@ -20,7 +20,10 @@ fg_counters_create(uint32_t max_tenants, int socket_id)
 	c->tenant = rte_zmalloc_socket("fg_tenant_counters",
 				       (size_t)max_tenants * sizeof(fg_tenant_row),
 				       RTE_CACHE_LINE_SIZE, socket_id);
-	if (c->tenant == NULL)
+	c->rate = rte_zmalloc_socket("fg_rate_buckets",
+				     (size_t)max_tenants * sizeof(struct fg_rate_bucket),
+				     RTE_CACHE_LINE_SIZE, socket_id);
+	if (c->tenant == NULL || c->rate == NULL)
 		goto nomem;
 	c->max_tenants = max_tenants;
 	return c;
@@ -36,6 +39,7 @@ fg_counters_free(struct fg_counters *c)
 	if (c == NULL)
 		return;
 	rte_free(c->tenant);
+	rte_free(c->rate);
 	rte_free(c);
 }
 

@@ -1,5 +1,8 @@
 /*
- * Packet counters, one block per worker, summed only when read.
+ * Packet counters, one block per worker, summed only when read. The block
+ * also holds the worker's rate-limit buckets (check 10, ratelimit.h), which
+ * share the counters' indexing by tenant slot and their owner: each is
+ * written by its worker only and never summed.
  *
  * A worker is the only writer of its block; it bumps a counter with a relaxed
  * atomic store of the incremented value (a plain add and mov on x86, no lock
@@ -21,6 +24,8 @@
 
 #include <framegate/reasons.h>
 
+#include "ratelimit.h"
+
 #define FG_TENANT_FORWARDED 0   /* column of forwarded packets per tenant */
 
 typedef uint64_t fg_tenant_row[FG_REASON_END];
@@ -32,6 +37,7 @@ struct fg_counters {
 	uint64_t copies_sent;
 	uint64_t tx_full;
 	fg_tenant_row *tenant;            /* [max_tenants] */
+	struct fg_rate_bucket *rate;      /* [max_tenants] */
 	uint32_t max_tenants;
 } __rte_cache_aligned;
 

@@ -27,19 +27,25 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 
 #include <grp.h>
 
+#include "audit.h"
+#include "audit_alarm.h"
 #include "config.h"
+#include "ctlstate.h"
 #include "eal_quick.h"
 #include "follower.h"
 #include "journal.h"
 #include "mapfile.h"
+#include "metrics.h"
 #include "ownership.h"
 #include "router.h"
 #include "server.h"
 #include "shield.h"
 #include "stats.h"
+#include "telemetry.h"
 
 /* Exit codes: 0 done; 1 a file or the set-up was refused; 2 usage. */
 enum { FG_EXIT_OK = 0, FG_EXIT_FAIL = 1, FG_EXIT_USAGE = 2 };
@@ -63,7 +69,15 @@ usage(FILE *f)
 		"\n"
 		"Router mode forwards verified frames between the DPDK ports EAL found\n"
 		"(--vdev or --allow), as the configuration file describes them, until\n"
-		"SIGINT or SIGTERM or the --duration, then prints its counters.\n"
+		"SIGINT or SIGTERM or the --duration, then prints its counters. Its\n"
+		"counters are also on DPDK's telemetry socket (/framegate/ commands) and,\n"
+		"with \"metrics\" in the configuration, at http://ADDRESS:PORT/metrics\n"
+		"(docs/observability.md).\n"
+		"\n"
+		"dpdk-dumpcap can capture a router's ports (dpdk-dumpcap --file-prefix=P\n"
+		"-i PORT) only when the router runs on hugepages with EAL multi-process\n"
+		"on: give it --file-prefix=P, unique on the host, and none of --no-huge,\n"
+		"--no-shconf or --in-memory. `fgctl capture` works on any router.\n"
 		"\n"
 		"Replay mode runs the same router on one net_pcap port: it reads IN.pcap,\n"
 		"writes every copy it sends to OUT.pcap and exits when the capture is\n"
@@ -356,11 +370,32 @@ fg_shield_alarm(const struct fg_ownership *own)
 			(unsigned long)n, last.msg);
 }
 
+/* The audit log (configuration "audit_log"), before the journal: a path the
+ * router cannot append to stops the start, naming it. */
+static int
+fg_audit_start(const struct fg_config *cfg, struct fg_audit **ap, struct fg_err *err)
+{
+	struct fg_audit_open_info info;
+
+	*ap = fg_audit_open(cfg->audit_log, &info, err);
+	if (*ap == NULL)
+		return -err->code;
+	if (info.torn_bytes)
+		fprintf(stderr, "framegate: audit log %s: cut off a torn last line (%zu bytes of a write a crash cut short, never acknowledged)\n",
+			cfg->audit_log, info.torn_bytes);
+	fprintf(stderr, "framegate: audit log %s: %s at record %lu\n", cfg->audit_log,
+		info.last_seq ? "continuing the chain" : "starting a chain",
+		(unsigned long)info.last_seq + 1);
+	return 0;
+}
+
 /* Router mode's control plane: the journal replayed into the tables, the
- * initial mapping file (only into an empty journal), then the socket. */
+ * initial mapping file (only into an empty journal, and then into the audit
+ * log), then the socket. */
 static int
 fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
-		 struct fg_ownership *own, struct fg_journal **jp, struct fg_err *err)
+		 struct fg_ownership *own, struct fg_audit *audit, struct fg_journal **jp,
+		 struct fg_err *err)
 {
 	struct fg_journal_stats st = { 0 };
 	uint64_t t0 = rte_get_timer_cycles();
@@ -398,8 +433,65 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 
 	ret = text == NULL ? fg_err_set(err, EIO, "%s: cannot read it again", o->mappings)
 			   : len ? fg_journal_append(j, text, len, err) : 0;
+	if (ret == 0 && len && audit != NULL)
+		ret = fg_audit_change(audit, "mappings", NULL, text, len, err);
 	free(text);
 	return ret;
+}
+
+/* Observers (router mode): DPDK telemetry commands, always; the Prometheus
+ * endpoint when configured. After the control server, before the ports. */
+static int
+fg_observers_start(const struct fg_config *cfg, const struct fg_router *r,
+		   struct fg_ownership *own, const struct fg_server *server,
+		   struct fg_ctl_state **stp, struct fg_metrics **mp, struct fg_err *err)
+{
+	struct fg_tables *t = fg_ownership_tables(own);
+	struct fg_ctl_state *st = fg_ctl_state_create();
+	struct fg_ctl_values v;
+
+	if (st == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory");
+	*stp = st;
+	fg_server_values(server, &v);
+	fg_ctl_state_publish(st, &v);
+	/* The last RCU reader id: the workers take the first ones. */
+	if (fg_telemetry_start(r, t, t->cfg.max_readers - 1, st, err) != 0)
+		return -err->code;
+	if (cfg->metrics) {
+		struct fg_metrics_config mc = {
+			.listen = cfg->metrics_listen,
+			.addr = (const struct sockaddr *)&cfg->metrics_addr,
+			.addr_len = cfg->metrics_addr_len,
+			.tenant_labels_max = cfg->metrics_tenant_labels_max,
+		};
+
+		*mp = fg_metrics_create(&mc, r, own, server, st, err);
+		if (*mp == NULL)
+			return -err->code;
+		fprintf(stderr, "framegate: metrics at http://%s/metrics\n", cfg->metrics_listen);
+	}
+	return 0;
+}
+
+/* After each round of the control socket: publish the control plane's state
+ * for the telemetry threads, and serve the metrics endpoint. */
+static void
+fg_observers_tick(const struct fg_server *server, struct fg_ctl_state *st,
+		  struct fg_metrics *m, const struct fg_follower *f)
+{
+	struct fg_ctl_values v;
+
+	fg_server_values(server, &v);
+	fg_ctl_state_publish(st, &v);
+	if (m != NULL && f != NULL) {
+		int64_t enforced, store_rev;
+		double since;
+
+		fg_follower_lag(f, &enforced, &store_rev, &since);
+		fg_metrics_set_store(m, enforced, store_rev, since);
+	}
+	fg_metrics_poll(m);
 }
 
 /* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
@@ -421,6 +513,10 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	struct fg_shield *shield = NULL;
 	struct fg_follower *follower = NULL;
 	static uint32_t store_closed;       /* the dataplane's store_stale switch */
+	struct fg_audit *audit = NULL;
+	struct fg_audit_watch watch = { 0 };
+	struct fg_metrics *metrics = NULL;
+	struct fg_ctl_state *ctl_state = NULL;  /* read by telemetry threads */
 	int ret = FG_EXIT_FAIL;
 	uint64_t t0, t1;
 	bool on_main;
@@ -442,7 +538,11 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
-	if (expected < 0 && fg_control_start(cfg, o, own, &journal, &err) != 0) {
+	if (expected < 0 && cfg->audit_log[0] != '\0' && fg_audit_start(cfg, &audit, &err) != 0) {
+		fprintf(stderr, "framegate: %s\n", err.msg);
+		goto out;
+	}
+	if (expected < 0 && fg_control_start(cfg, o, own, audit, &journal, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
@@ -460,12 +560,15 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	}
 	if (expected < 0) {
 		struct fg_server_config sc = { .path = cfg->control_socket,
-					       .compact_bytes = cfg->compact_bytes };
+					       .compact_bytes = cfg->compact_bytes,
+					       .audit = audit };
 
 		if (fg_group_id(cfg->control_group, &sc.write_gid, &err) != 0 ||
 		    fg_group_id(cfg->read_group, &sc.read_gid, &err) != 0 ||
-		    (server = fg_server_create(&sc, own, journal, &r, &err)) == NULL) {
+		    (server = fg_server_create(&sc, own, journal, &r, &err)) == NULL ||
+		    fg_observers_start(cfg, &r, own, server, &ctl_state, &metrics, &err) != 0) {
 			fprintf(stderr, "framegate: %s\n", err.msg);
+			fg_telemetry_stop();
 			fg_router_close(&r);
 			goto out;
 		}
@@ -488,6 +591,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			goto out;
 		}
 		r.engine.closed = &store_closed;
+		fg_follower_set_audit(follower, audit);
 		fg_server_set_follower(server, follower);
 		fprintf(stderr, "framegate: following the store at %s, prefix %s, from revision %ld (stale_policy %s)\n",
 			cfg->store_endpoints, cfg->store_prefix,
@@ -516,13 +620,16 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
-			for (int i = 0; i < 64; i++)
-				fg_worker_drain(r.workers[0], UINT64_MAX, 64);
+			/* Until traffic pauses, or at most 32768 packets (the
+			 * count is cumulative): the socket waits no longer. */
+			fg_worker_drain(r.workers[0], fg_worker_drain(r.workers[0], 0, 0) + 32768, 4096);
 			fg_tables_reader_offline(t, r.workers[0]->id);
 			fg_server_poll(server, 0);
 			if (follower != NULL)
 				fg_follower_poll(follower);
+			fg_observers_tick(server, ctl_state, metrics, follower);
 			fg_tables_reader_online(t, r.workers[0]->id);
+			fg_audit_watch(&watch, audit, &r);
 		}
 	} else {
 		while (!fg_signalled &&
@@ -531,12 +638,17 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			fg_server_poll(server, follower != NULL ? 2 : 10);
 			if (follower != NULL)
 				fg_follower_poll(follower);
+			fg_audit_watch(&watch, audit, &r);
+			fg_observers_tick(server, ctl_state, metrics, follower);
 		}
 		fg_router_stop(&r);
 	}
 	t1 = rte_get_timer_cycles();
 	fg_router_join(&r);
+	watch.next = 0;                 /* the last second's alarm too */
+	fg_audit_watch(&watch, audit, &r);
 	fg_router_totals(&r, &tot);
+	fg_telemetry_stop();
 	fg_router_close(&r);
 	if (fg_signalled)
 		fprintf(stderr, "framegate: stopped by signal %d\n", (int)fg_signalled);
@@ -548,9 +660,13 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		goto out;
 	ret = fg_counters_conserved(&tot) ? FG_EXIT_OK : FG_EXIT_FAIL;
 out:
+	fg_telemetry_stop();
+	fg_metrics_free(metrics);
+	fg_ctl_state_free(ctl_state);
 	fg_server_free(server);
 	fg_follower_free(follower);
 	fg_journal_close(journal);
+	fg_audit_close(audit);
 	fg_ownership_free(own);
 	fg_shield_close(shield);      /* the pins stay, for the next start */
 	fg_tables_free(t);
@@ -642,12 +758,20 @@ main(int argc, char **argv)
 	argv[n] = argv[0];
 	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0)
 		return FG_EXIT_USAGE;
+	/* dpdk-dumpcap attaches to a running router as a secondary process
+	 * (docs/configuration.md, "Capturing"): it needs the router started
+	 * with multi-process on (no --no-shconf, no --in-memory). Without it
+	 * this registers nothing, and dumpcap cannot attach. */
+	if (rte_pdump_init() != 0)
+		fprintf(stderr, "framegate: dpdk-dumpcap cannot attach: %s\n",
+			rte_strerror(rte_errno));
 	fg_config_defaults(&cfg);
 	if (fg_config_load(&cfg, o.config, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
 	ret = fg_run(&cfg, &o, -1);
+	rte_pdump_uninit();
 	fg_eal_cleanup();
 	return ret;
 }

@@ -171,6 +171,8 @@ fg_router_init(struct fg_router *r, const struct fg_config *cfg,
 		return fg_err_set(err, EINVAL, "%u workers, but the tables take %u readers",
 				  n, t->cfg.max_readers);
 	r->n_workers = n;
+	/* Check 10: each worker enforces its share of every tenant's rate. */
+	r->engine.rate_shares = n;
 
 	r->rx_pool = rte_pktmbuf_pool_create("fg_rx", pool_size, 256, 0,
 					     RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
@@ -181,6 +183,9 @@ fg_router_init(struct fg_router *r, const struct fg_config *cfg,
 	if (r->rx_pool == NULL || r->hdr_pool == NULL || r->clone_pool == NULL)
 		return fg_err_set(err, ENOMEM, "cannot create mbuf pools of %u mbufs: %s",
 				  pool_size, rte_strerror(rte_errno));
+	r->capture = fg_capture_create(cfg->frame_port, (int)rte_socket_id(), err);
+	if (r->capture == NULL)
+		return -err->code;
 
 	for (unsigned int i = 0; i < cfg->n_ports; i++) {
 		ret = fg_port_init(r, &cfg->ports[i], err);
@@ -266,6 +271,8 @@ fg_router_close(struct fg_router *r)
 		rte_free(w);
 		r->workers[i] = NULL;
 	}
+	fg_capture_free(r->capture);
+	r->capture = NULL;
 }
 
 void

@@ -12,6 +12,7 @@
 #include <rte_ethdev.h>
 #include <rte_ether.h>
 
+#include "capture.h"
 #include "config.h"
 #include "counters.h"
 #include "tables.h"
@@ -57,6 +58,7 @@ struct fg_router {
 	struct rte_mempool *rx_pool;      /* packets, and copies of split frames */
 	struct rte_mempool *hdr_pool;     /* one fresh header segment per copy */
 	struct rte_mempool *clone_pool;   /* indirect mbufs sharing a payload */
+	struct fg_capture *capture;       /* fgctl capture: armed or not */
 	unsigned int n_workers;
 	struct fg_worker *workers[RTE_MAX_LCORE];
 	int stop;                         /* set by the main thread: atomics */

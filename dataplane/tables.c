@@ -14,6 +14,7 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
+#include <rte_cycles.h>
 #include <rte_mempool.h>
 
 #include "tables.h"
@@ -349,6 +350,19 @@ fg_unpublish(struct fg_tables *t, struct rte_hash *h, const void *key,
 int
 fg_tables_tenant_publish(struct fg_tables *t, struct fg_tenant *e)
 {
+	const struct fg_tenant *old = fg_tables_tenant(t, e->tenant_id);
+
+	/* Check 10's limit: the same limit on the same tenant (a suspend or
+	 * resume) keeps the workers' buckets; a new limit, or a tenant new in
+	 * this id (deleted and created again), starts them afresh. */
+	if (old != NULL && old->rate_pps == e->rate_pps && old->burst == e->burst) {
+		e->rate = old->rate;
+	} else {
+		if (++t->rate_gen == 0)
+			t->rate_gen = 1;
+		fg_rate_prepare(&e->rate, e->rate_pps, e->burst, rte_get_tsc_hz(),
+				t->rate_gen);
+	}
 	__atomic_store_n(&e->tenant_id, e->tenant_id, __ATOMIC_RELEASE);
 	return fg_publish(t, t->tenants, &e->tenant_id, e, FG_ENTRY_TENANT);
 }

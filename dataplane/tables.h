@@ -26,6 +26,8 @@
 
 #include <framegate/wire.h>
 
+#include "ratelimit.h"
+
 struct rte_hash;
 struct rte_mempool;
 
@@ -46,8 +48,9 @@ struct fg_tenant {
 	uint32_t slot;             /* index of the tenant's counters */
 	uint8_t suspended;
 	uint32_t max_devices;      /* 0: no limit */
+	struct fg_rate rate;       /* check 10, derived from the two below on publish */
 	uint64_t rate_pps;         /* 0: no limit */
-	uint64_t burst;
+	uint64_t burst;            /* 0: the default (ratelimit.h) */
 	char name[FG_TENANT_NAME_MAX];
 };
 
@@ -91,6 +94,7 @@ struct fg_tables {
 	/* writer side only */
 	struct fg_retired *retired;
 	uint32_t n_retired, cap_retired;
+	uint32_t rate_gen;         /* last rate-limit generation given out */
 	char name[17];             /* at most 16 bytes: hash and pool names derive from it */
 };
 
@@ -171,7 +175,9 @@ void fg_tables_device_discard(struct fg_tables *t, struct fg_device *e);
 
 /* Publish adds or replaces (the old entry is retired); unpublish removes the
  * key and retires the entry. Return 0 or -errno (-ENOSPC: table full,
- * -ENOENT: no such key). */
+ * -ENOENT: no such key). A tenant's publish fills its `rate` from rate_pps
+ * and burst: the published entry it replaces keeps its generation when both
+ * are unchanged, anything else gets a new one (ratelimit.h). */
 int fg_tables_tenant_publish(struct fg_tables *t, struct fg_tenant *e);
 int fg_tables_sink_publish(struct fg_tables *t, struct fg_sink *e);
 int fg_tables_device_publish(struct fg_tables *t, struct fg_device *e);

@@ -4,11 +4,13 @@
  *   1. parse each packet (checks 1-4, parse.h), prefetching ahead;
  *   2. look up the claimed tenants and (tenant, device) mappings of the
  *      packets that parsed, in bulk, and prefetch the entries found;
- *   3. check each against its entries (checks 5-9, fg_check_mapping).
+ *   3. check each against its entries (checks 5-9, fg_check_mapping), then
+ *      against its tenant's rate on this worker (check 10, fg_check_rate).
  *
  * Every packet leaves through fg_count_verdict() exactly once.
  */
 #include <rte_branch_prediction.h>
+#include <rte_cycles.h>
 #include <rte_hash.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
@@ -26,6 +28,7 @@ fg_engine_init(struct fg_engine *e, const struct fg_tables *t,
 	e->tables = t;
 	e->frame_port_be = rte_cpu_to_be_16(frame_port);
 	e->closed = NULL;
+	e->rate_shares = 1;
 }
 
 /* SPEC 3 checks 5-9 for a packet that parsed, against the tenant and the
@@ -66,18 +69,39 @@ fg_check_mapping(const struct fg_parsed *p, const struct fg_tenant *tn,
 	return FG_PASS;
 }
 
-/* Checks 5-9 for one parsed packet, then its count and verdict. Returns 1
+/* SPEC 3 check 10 for a packet that passed 1-9, of a tenant with a limit:
+ * a frame from this worker's bucket of the tenant's rate (ratelimit.h). The
+ * TSC is read once per burst, at the first limited packet (*now 0 before). */
+static inline enum fg_reason
+fg_check_rate(const struct fg_engine *e, struct fg_counters *c,
+	      const struct fg_tenant *tn, uint64_t *now)
+{
+	if (unlikely(tn->slot >= c->max_tenants))
+		return FG_PASS;   /* a test's block smaller than its tables; a
+				   * router sizes its blocks by the tables */
+	if (*now == 0)
+		*now = rte_rdtsc();
+	return fg_rate_take(&c->rate[tn->slot], &tn->rate, e->rate_shares, *now)
+		? FG_PASS : FG_DROP_rate_limited;
+}
+
+/* Checks 5-10 for one parsed packet, then its count and verdict. Returns 1
  * when it passes. */
 static inline uint16_t
-fg_verdict_finish(struct fg_counters *c, struct fg_verdict *v,
-		  const struct fg_parsed *p, const struct fg_tenant *tn,
-		  const struct fg_device *d, bool closed)
+fg_verdict_finish(const struct fg_engine *e, struct fg_counters *c,
+		  struct fg_verdict *v, const struct fg_parsed *p,
+		  const struct fg_tenant *tn, const struct fg_device *d,
+		  uint64_t *now, bool closed)
 {
 	enum fg_reason r = fg_check_mapping(p, tn, d);
 
-	/* After 9: a valid frame of a router closed for a stale store. */
+	/* After 9: a valid frame of a router closed for a stale store
+	 * (before 10, so that it spends no tokens). */
 	if (unlikely(closed) && r == FG_PASS)
 		r = FG_DROP_store_stale;
+	/* 10: only tenants with a limit pay for it. */
+	if (r == FG_PASS && tn->rate.cost != 0)
+		r = fg_check_rate(e, c, tn, now);
 
 	fg_count_verdict(c, r, r != FG_DROP_unknown_tenant ? tn->slot
 							  : UINT32_MAX);
@@ -103,7 +127,7 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 	const void *tkp[FG_BURST_MAX], *dkp[FG_BURST_MAX];
 	void *tdata[FG_BURST_MAX], *ddata[FG_BURST_MAX];
 	uint8_t idx[FG_BURST_MAX];
-	uint64_t thit = 0, dhit = 0;
+	uint64_t thit = 0, dhit = 0, now = 0;
 	uint16_t np = 0, passed = 0;
 	const bool closed = e->closed != NULL &&
 			    __atomic_load_n(e->closed, __ATOMIC_ACQUIRE) != 0;
@@ -140,9 +164,10 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 		if (unlikely(data == lin)) {
 			/* Rare: multi-segment headers. Check now, one packet
 			 * at a time, while the gathered copy exists. */
-			passed += fg_verdict_finish(c, &v[i], &p[i],
+			passed += fg_verdict_finish(e, c, &v[i], &p[i],
 				fg_tables_tenant(t, p[i].tenant_id),
-				fg_tables_device(t, p[i].tenant_id, p[i].device_id), closed);
+				fg_tables_device(t, p[i].tenant_id, p[i].device_id),
+				&now, closed);
 			continue;
 		}
 		tkeys[np] = p[i].tenant_id;
@@ -157,7 +182,8 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 	/* Pass 2: bulk lookups, then prefetch what they found in two steps,
 	 * so the misses of a whole burst overlap instead of queueing one
 	 * packet after another: first the entries, then what they point to
-	 * (the first sink, the tenant's counter row). */
+	 * (the first sink, the tenant's counter row, a limited tenant's
+	 * bucket). */
 	rte_hash_lookup_bulk_data(t->tenants, tkp, np, &thit, tdata);
 	rte_hash_lookup_bulk_data(t->devices, dkp, np, &dhit, ddata);
 	for (uint16_t k = 0; k < np; k++) {
@@ -171,14 +197,20 @@ fg_verdict_burst(const struct fg_engine *e, struct fg_counters *c,
 		if (dhit & (1ULL << k) && fg_device_tenant_acquire(ddata[k]) != 0)
 			rte_prefetch0(((const struct fg_device *)ddata[k])->sinks[0]);
 		if (thit & (1ULL << k) && fg_tenant_id_acquire(tdata[k]) != 0 &&
-		    ((const struct fg_tenant *)tdata[k])->slot < c->max_tenants)
-			rte_prefetch0(&c->tenant[((const struct fg_tenant *)tdata[k])->slot]);
+		    ((const struct fg_tenant *)tdata[k])->slot < c->max_tenants) {
+			const struct fg_tenant *tn = tdata[k];
+
+			rte_prefetch0(&c->tenant[tn->slot]);
+			if (tn->rate.cost != 0)
+				rte_prefetch0(&c->rate[tn->slot]);
+		}
 	}
 
-	/* Pass 3: checks 5-9. */
+	/* Pass 3: checks 5-10. */
 	for (uint16_t k = 0; k < np; k++)
-		passed += fg_verdict_finish(c, &v[idx[k]], &p[idx[k]],
+		passed += fg_verdict_finish(e, c, &v[idx[k]], &p[idx[k]],
 					    (thit & (1ULL << k)) ? tdata[k] : NULL,
-					    (dhit & (1ULL << k)) ? ddata[k] : NULL, closed);
+					    (dhit & (1ULL << k)) ? ddata[k] : NULL,
+					    &now, closed);
 	return passed;
 }

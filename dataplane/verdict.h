@@ -1,10 +1,12 @@
 /*
- * The verdict engine: SPEC 3 checks 1-9, in order, on a burst of packets,
- * then store_stale when the router is closed for a stale store.
+ * The verdict engine: SPEC 3 checks 1-10, in order, on a burst of packets
+ * (and store_stale, between 9 and 10, when the router is closed for a stale
+ * store).
  *
  * Reads: the packets, the ownership tables (lock-free, inside the caller's
- * RCU read side). Sets: one struct fg_verdict per packet and the caller's
- * counters (every packet counted exactly once). The device pointer of a
+ * RCU read side), the TSC when a limited tenant's packet is seen. Sets: one
+ * struct fg_verdict per packet, the caller's counters (every packet counted
+ * exactly once) and its rate buckets. The device pointer of a
  * forwarded packet stays valid until the caller reports quiescence.
  */
 #ifndef FG_VERDICT_H
@@ -30,6 +32,7 @@ struct fg_engine {
 	 * passes checks 1-9 is dropped as store_stale. Written by the control
 	 * thread; read once per burst. NULL: never. */
 	const uint32_t *closed;
+	unsigned int rate_shares;  /* workers a tenant's rate is divided among */
 };
 
 struct fg_verdict {
@@ -41,6 +44,8 @@ struct fg_verdict {
 	uint8_t reason;                /* FG_PASS or the drop reason */
 };
 
+/* One share of each rate limit: set rate_shares to the number of workers
+ * when there are more. */
 void fg_engine_init(struct fg_engine *e, const struct fg_tables *t,
 		    uint16_t frame_port);
 

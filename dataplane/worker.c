@@ -219,6 +219,9 @@ fg_worker_poll(const struct fg_router *r, struct fg_worker *w)
 		received += n;
 		/* SPEC 3 checks 1-9; every packet counted once. */
 		fg_verdict_burst(&r->engine, w->ctr, pkts, n, v);
+		/* fgctl capture: while off, this one branch per burst. */
+		if (fg_capture_armed(r->capture))
+			fg_capture_burst(r->capture, pkts, v, n);
 		for (uint16_t i = 0; i < n; i++) {
 			if (v[i].reason == FG_PASS)
 				fg_send_copies(r, w, pkts[i], &v[i]);

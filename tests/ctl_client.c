@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,8 @@ fg_router_spawn(const char *cmd, bool *serving)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
+		/* A test that dies (a timeout) takes its router with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(out[1], 2);
 		close(out[0]);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);

@@ -6,8 +6,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -37,6 +39,8 @@ struct lab_member {
 };
 
 struct fg_etcd_lab {
+	struct fg_etcd_lab *next_live;  /* labs not yet stopped (atexit) */
+	pid_t owner;                /* the process that started it */
 	unsigned int n;
 	char dir[128];
 	char endpoints[FG_ETCD_LAB_MAX * 64];
@@ -44,6 +48,64 @@ struct fg_etcd_lab {
 	char *extra[LAB_MAX_EXTRA + 1];
 	struct lab_member m[FG_ETCD_LAB_MAX];
 };
+
+/* Labs still running, stopped at exit() by the process that started them
+ * (a test that exits early, a bench that gives up): no folder left behind.
+ * A process killed by a signal still loses its members (PR_SET_PDEATHSIG)
+ * but leaves its folder. */
+static struct fg_etcd_lab *live_labs;
+
+static void
+lab_stop_all_at_exit(void)
+{
+	while (live_labs != NULL && live_labs->owner == getpid())
+		fg_etcd_lab_stop(live_labs);
+}
+
+static void
+lab_track(struct fg_etcd_lab *l)
+{
+	static bool registered;
+
+	if (!registered) {
+		atexit(lab_stop_all_at_exit);
+		registered = true;
+	}
+	l->owner = getpid();
+	l->next_live = live_labs;
+	live_labs = l;
+}
+
+static void
+lab_untrack(struct fg_etcd_lab *l)
+{
+	for (struct fg_etcd_lab **p = &live_labs; *p != NULL; p = &(*p)->next_live) {
+		if (*p == l) {
+			*p = l->next_live;
+			return;
+		}
+	}
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw);
+
+/* Folders of labs whose process died by a signal (no exit handler ran):
+ * /tmp/fg-etcd-<pid>-XXXXXX with no process <pid> any more. */
+static void
+lab_sweep_dead(void)
+{
+	glob_t g;
+
+	if (glob("/tmp/fg-etcd-*-*", GLOB_NOSORT, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		long pid = strtol(g.gl_pathv[i] + strlen("/tmp/fg-etcd-"), NULL, 10);
+
+		if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+			nftw(g.gl_pathv[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	globfree(&g);
+}
 
 static int64_t
 now_ms(void)
@@ -218,6 +280,7 @@ fg_etcd_lab_start(unsigned int members, const char *const *extra_args, struct fg
 		return NULL;
 	}
 	l->n = members;
+	lab_track(l);
 	for (; extra_args != NULL && extra_args[k] != NULL; k++) {
 		if (k == LAB_MAX_EXTRA) {
 			fg_err_set(err, E2BIG, "etcd lab: more than %d extra arguments", LAB_MAX_EXTRA);
@@ -225,7 +288,8 @@ fg_etcd_lab_start(unsigned int members, const char *const *extra_args, struct fg
 		}
 		l->extra[k] = strdup(extra_args[k]);
 	}
-	snprintf(l->dir, sizeof(l->dir), "/tmp/fg-etcd-XXXXXX");
+	lab_sweep_dead();
+	snprintf(l->dir, sizeof(l->dir), "/tmp/fg-etcd-%d-XXXXXX", (int)getpid());
 	if (mkdtemp(l->dir) == NULL) {
 		fg_err_set(err, errno, "etcd lab: mkdtemp %s: %s", l->dir, strerror(errno));
 		l->dir[0] = '\0';
@@ -274,6 +338,12 @@ const char *
 fg_etcd_lab_endpoint(const struct fg_etcd_lab *l, unsigned int i)
 {
 	return i < l->n ? l->m[i].endpoint : NULL;
+}
+
+int
+fg_etcd_lab_pid(const struct fg_etcd_lab *l, unsigned int i)
+{
+	return i < l->n ? (int)l->m[i].pid : 0;
 }
 
 const char *
@@ -362,11 +432,15 @@ fg_etcd_lab_stop(struct fg_etcd_lab *l)
 {
 	if (l == NULL)
 		return;
-	for (unsigned int i = 0; i < l->n; i++)
-		if (l->m[i].pid > 0)
-			fg_etcd_lab_kill(l, i);
-	if (l->dir[0] != '\0')
-		nftw(l->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	lab_untrack(l);
+	/* In a forked copy, the members and folder are the starter's. */
+	if (l->owner == getpid()) {
+		for (unsigned int i = 0; i < l->n; i++)
+			if (l->m[i].pid > 0)
+				fg_etcd_lab_kill(l, i);
+		if (l->dir[0] != '\0')
+			nftw(l->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
 	for (unsigned int k = 0; l->extra[k] != NULL; k++)
 		free(l->extra[k]);
 	free(l);

@@ -5,7 +5,10 @@
  * serves and a leader is elected. Members can be killed, restarted on their
  * data, frozen and thawed; stop kills what is left and removes the folder.
  * The members die with the process that started them (PR_SET_PDEATHSIG), so
- * a test that crashes leaves no etcd behind.
+ * a test that crashes leaves no etcd behind; a process that exits without
+ * stopping its labs has them stopped at exit, folder included. The folder
+ * is /tmp/fg-etcd-<pid>-XXXXXX: the next start removes those whose process
+ * is gone (a crash leaves them).
  */
 #ifndef FG_TEST_ETCD_LAB_H
 #define FG_TEST_ETCD_LAB_H
@@ -25,6 +28,8 @@ struct fg_etcd_lab *fg_etcd_lab_start(unsigned int members, const char *const *e
 /* "http://127.0.0.1:A,http://127.0.0.1:B,..." */
 const char *fg_etcd_lab_endpoints(const struct fg_etcd_lab *l);
 const char *fg_etcd_lab_endpoint(const struct fg_etcd_lab *l, unsigned int i);
+/* Member i's process id (0 when not running). */
+int fg_etcd_lab_pid(const struct fg_etcd_lab *l, unsigned int i);
 /* The folder holding the members' data and logs. */
 const char *fg_etcd_lab_dir(const struct fg_etcd_lab *l);
 /* The leader's index, as the running members report it; -1 if none does. */

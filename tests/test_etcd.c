@@ -8,10 +8,14 @@
  * refused before anything is contacted.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -348,31 +352,42 @@ Test(etcd, limits_refused_with_e2big_and_nothing_written)
 }
 
 /* Watch results: one row per callback. */
+#define SEEN_MAX 256
 struct seen {
 	unsigned int calls;
-	int64_t rev[64];
-	size_t n[64];
-	char evs[64][128];          /* "+key=value -key ..." */
+	size_t events;
+	int64_t rev[SEEN_MAX];
+	size_t n[SEEN_MAX];
+	char evs[SEEN_MAX][128];    /* "+key=value -key ..." (cut at 127) */
+	bool in_order;              /* every event's key after the one before */
+	char last_key[64];
 };
 
 static int
 watch_fn(void *ctx, int64_t revision, const struct fg_etcd_event *ev, size_t n)
 {
 	struct seen *s = ctx;
-	size_t len = 0;
+	FILE *f;
 
-	cr_assert_lt(s->calls, 64);
+	cr_assert_lt(s->calls, SEEN_MAX);
+	cr_assert_gt(n, 0);
 	s->rev[s->calls] = revision;
 	s->n[s->calls] = n;
+	s->events += n;
+	f = fmemopen(s->evs[s->calls], sizeof(s->evs[0]), "w");
+	cr_assert_not_null(f);
 	for (size_t i = 0; i < n; i++) {
 		cr_assert_eq(ev[i].kv.mod_revision, revision);
+		cr_assert_eq(strlen(ev[i].kv.key), ev[i].kv.key_len);
 		if (ev[i].is_delete)
-			len += (size_t)snprintf(s->evs[s->calls] + len, 128 - len, "%s-%s",
-						i ? " " : "", ev[i].kv.key);
+			fprintf(f, "%s-%s", i ? " " : "", ev[i].kv.key);
 		else
-			len += (size_t)snprintf(s->evs[s->calls] + len, 128 - len, "%s+%s=%s",
-						i ? " " : "", ev[i].kv.key, ev[i].kv.value);
+			fprintf(f, "%s+%s=%s", i ? " " : "", ev[i].kv.key, ev[i].kv.value);
+		if (strcmp(ev[i].kv.key, s->last_key) <= 0)
+			s->in_order = false;
+		snprintf(s->last_key, sizeof(s->last_key), "%s", ev[i].kv.key);
 	}
+	fclose(f);
 	s->calls++;
 	return 0;
 }
@@ -473,6 +488,90 @@ Test(etcd, watch_delivers_a_txn_as_one_revision)
 	cr_assert_eq(s.rev[1], rev + 1);
 	cr_assert_str_eq(s.evs[1], "+/w/e=5");
 	cr_assert_eq(progress, rev + 1);
+}
+
+Test(etcd, watch_reassembles_large_and_batched_responses)
+{
+	static const char *const extra[] = {
+		"--max-txn-ops", "1000", "--max-request-bytes", "8388608", NULL,
+	};
+	static struct fg_etcd_op ops[600];
+	static char keys[600][16];
+	struct fg_etcd *e, *w;
+	struct fg_err err = { 0, "" };
+	struct seen *s = calloc(2, sizeof(*s));
+	char *value = malloc(2049), key[16];
+	int64_t r0, big = 0, last = 0, progress = 0;
+	bool ok;
+
+	lab_up(extra);
+	e = handle(fg_etcd_lab_endpoints(lab), 10000);
+	w = handle(fg_etcd_lab_endpoints(lab), 10000);
+	r0 = put(e, "/other", "x");
+	cr_assert_eq(fg_etcd_watch_start(w, "/r/", "/r0", r0 + 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(fg_etcd_watch_poll(w, 300, watch_fn, &s[0], NULL, NULL, &err), 0, "%s", err.msg);
+
+	/* One revision of 600 events of 2 KiB: one response of about 1.7 MB,
+	 * which reaches the client in many pieces. */
+	memset(value, 'z', 2048);
+	value[2048] = '\0';
+	for (unsigned int i = 0; i < 600; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "/r/big/%03u", i);
+		ops[i] = (struct fg_etcd_op){ FG_ETCD_PUT, keys[i], value };
+	}
+	cr_assert_eq(fg_etcd_txn(e, NULL, 0, ops, 600, NULL, 0, &ok, &big, &err), 0, "%s", err.msg);
+	/* Then 150 small revisions in a row, which arrive several to a read. */
+	for (int i = 0; i < 150; i++) {
+		snprintf(key, sizeof(key), "/r/s/%03d", i);
+		last = put(e, key, "s");
+	}
+	s[0].in_order = true;
+	cr_assert_geq(watch_until(w, &s[0], 151, NULL, &progress, &err), 0, "%s", err.msg);
+	cr_assert_eq(s[0].calls, 151);
+	cr_assert_eq(s[0].rev[0], big);
+	cr_assert_eq(s[0].n[0], 600, "the big txn is one call");
+	cr_assert_eq(s[0].events, 750);
+	cr_assert(s[0].in_order, "events in key order as written");
+	for (int i = 1; i <= 150; i++)
+		cr_assert_eq(s[0].rev[i], big + i);
+	cr_assert_eq(progress, last);
+
+	/* Catching up from the start: etcd sends many revisions per response. */
+	s[1].in_order = true;
+	cr_assert_eq(fg_etcd_watch_start(w, "/r/", "/r0", r0 + 1, &err), 0, "%s", err.msg);
+	cr_assert_geq(watch_until(w, &s[1], 151, NULL, &progress, &err), 0, "%s", err.msg);
+	cr_assert_eq(s[1].calls, 151);
+	cr_assert_eq(s[1].n[0], 600);
+	cr_assert_eq(s[1].rev[150], last);
+	cr_assert(s[1].in_order);
+	free(value);
+	free(s);
+}
+
+Test(etcd, progress_notifications_move_progress_rev)
+{
+	static const char *const extra[] = {
+		"--experimental-watch-progress-notify-interval", "300ms", NULL,
+	};
+	struct fg_etcd *e, *w;
+	struct fg_err err = { 0, "" };
+	struct seen s = { 0 };
+	int64_t r, progress = 0, deadline;
+	int rc = 0;
+
+	lab_up(extra);
+	e = handle(fg_etcd_lab_endpoints(lab), 5000);
+	w = handle(fg_etcd_lab_endpoints(lab), 5000);
+	put(e, "/w/a", "1");
+	r = put(e, "/elsewhere", "2");
+	/* Nothing under /w/ changes from r on: only notifications come. */
+	cr_assert_eq(fg_etcd_watch_start(w, "/w/", "/w0", r, &err), 0, "%s", err.msg);
+	deadline = ms_now() + 5000;
+	while (progress < r && ms_now() < deadline && rc >= 0)
+		rc = fg_etcd_watch_poll(w, 200, watch_fn, &s, NULL, &progress, &err);
+	cr_assert_geq(rc, 0, "%s", err.msg);
+	cr_assert_eq(s.calls, 0);
+	cr_assert_eq(progress, r, "a notification says everything up to %ld was sent", (long)r);
 }
 
 Test(etcd, watch_ends_when_its_member_dies_and_resumes_elsewhere)
@@ -583,6 +682,31 @@ Test(etcd, requests_fail_over_from_a_frozen_member)
 	struct fg_etcd_kv kv;
 	cr_assert_eq(fg_etcd_get(other, "/k", &kv, NULL, &err), -ETIMEDOUT, "%s", err.msg);
 	cr_assert_not_null(strstr(err.msg, fg_etcd_lab_endpoint(lab, (unsigned int)f)), "%s", err.msg);
+
+	/* A watch sent to it gets no answer: over after the request timeout,
+	 * and the next watch goes to another member. */
+	struct fg_etcd *w = handle(endpoints_from((unsigned int)f), 700);
+	struct seen *s = calloc(1, sizeof(*s));
+	int rc = 0;
+	cr_assert_eq(fg_etcd_watch_start(w, "/k", NULL, 1, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(fg_etcd_watch_endpoint(w), fg_etcd_lab_endpoint(lab, (unsigned int)f));
+	t0 = ms_now();
+	while (rc >= 0 && ms_now() - t0 < 5000)
+		rc = fg_etcd_watch_poll(w, 100, watch_fn, s, NULL, NULL, &err);
+	cr_assert_eq(rc, -ECONNRESET, "%s", err.msg);
+	cr_assert_geq(ms_now() - t0, 600);
+	cr_assert_not_null(strstr(err.msg, "no answer"), "%s", err.msg);
+	cr_assert_eq(fg_etcd_watch_start(w, "/k", NULL, 1, &err), 0, "%s", err.msg);
+	cr_assert_str_neq(fg_etcd_watch_endpoint(w), fg_etcd_lab_endpoint(lab, (unsigned int)f));
+	cr_assert_geq(watch_until(w, s, 2, NULL, NULL, &err), 0, "%s", err.msg);
+	/* Both puts of /k, from revision 1. The second may be there twice:
+	 * under load the member can pass the first attempt on before it
+	 * freezes, and the client then sends it again elsewhere (the store's
+	 * own writes compare revisions, so a repeat changes nothing there). */
+	cr_assert_geq(s->calls, 2, "both puts of /k, from revision 1");
+	cr_assert_str_eq(s->evs[1], "+/k=2");
+	free(s);
+
 	cr_assert_eq(fg_etcd_lab_thaw(lab, (unsigned int)f), 0);
 	cr_assert_str_eq(get(other, "/k"), "2");
 }
@@ -632,4 +756,88 @@ Test(etcd, bad_endpoints_are_refused_naming_the_bad_part)
 	struct fg_etcd_kv kv;
 	cr_assert_eq(fg_etcd_get(dead, "/k", &kv, NULL, &err), -ECONNREFUSED, "%s", err.msg);
 	cr_assert_not_null(strstr(err.msg, "http://127.0.0.1:1/v3/kv/range"), "%s", err.msg);
+}
+
+/* A process still alive (not gone, not a zombie). */
+static bool
+alive(pid_t pid)
+{
+	char path[64], stat[256];
+	FILE *f;
+	bool live = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(stat, sizeof(stat), f) != NULL) {
+		const char *state = strrchr(stat, ')');
+
+		live = state != NULL && state[1] == ' ' && state[2] != 'Z' && state[2] != 'X';
+	}
+	fclose(f);
+	return live;
+}
+
+/* A child starts a 1-member lab, reports its folder and member, then ends
+ * by exit() or by SIGKILL without stopping the lab. */
+static void
+orphan_lab(int how, char *dir, size_t dir_len, pid_t *member)
+{
+	int fds[2], status;
+	char line[256] = "";
+	pid_t child;
+	FILE *f;
+
+	cr_assert_eq(pipe(fds), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct fg_err err = { 0, "" };
+		struct fg_etcd_lab *l = fg_etcd_lab_start(1, NULL, &err);
+
+		close(fds[0]);
+		if (l == NULL)
+			_exit(3);
+		dprintf(fds[1], "%d %s\n", fg_etcd_lab_pid(l, 0), fg_etcd_lab_dir(l));
+		close(fds[1]);
+		if (how == SIGKILL)
+			raise(SIGKILL);
+		exit(0);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	cr_assert(fgets(line, sizeof(line), f) != NULL, "the child started no lab");
+	fclose(f);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert_eq(sscanf(line, "%d %255s", member, line), 2);
+	snprintf(dir, dir_len, "%s", line);
+	cr_assert_gt(*member, 0);
+}
+
+Test(etcd, lab_leaves_nothing_behind_when_its_process_ends)
+{
+	char dir[256];
+	struct stat st;
+	pid_t member;
+	int64_t deadline;
+
+	/* exit() without a stop: the members and the folder go. */
+	orphan_lab(0, dir, sizeof(dir), &member);
+	cr_assert(!alive(member), "member %d still runs", (int)member);
+	cr_assert_neq(stat(dir, &st), 0, "%s is left behind", dir);
+
+	/* SIGKILL: the members die with it; the folder stays until the next
+	 * lab starts. */
+	orphan_lab(SIGKILL, dir, sizeof(dir), &member);
+	deadline = ms_now() + 5000;
+	while (alive(member) && ms_now() < deadline)
+		usleep(20 * 1000);
+	cr_assert(!alive(member), "member %d outlived its starter", (int)member);
+	cr_assert_eq(stat(dir, &st), 0);
+	struct fg_err err = { 0, "" };
+	lab = fg_etcd_lab_start(1, NULL, &err);
+	cr_assert_not_null(lab, "%s", err.msg);
+	cr_assert_neq(stat(dir, &st), 0, "%s is left behind", dir);
+	cr_assert_eq(stat(fg_etcd_lab_dir(lab), &st), 0);
 }

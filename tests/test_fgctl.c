@@ -127,7 +127,7 @@ static const char *const commands[] = {
 	"tenant add T", "tenant suspend T", "tenant resume T", "tenant del T",
 	"sink add S", "sink del S", "device add T D", "device del T D",
 	"device move D", "device rekey T D", "load FILE", "dump", "stats", "drops",
-	"health",
+	"health", "audit verify FILE",
 };
 
 Test(fgctl, help_lists_every_command_and_a_commands_usage)
@@ -169,6 +169,15 @@ static const struct usage_case usage_cases[] = {
 	{ "tenant add 7 8", "unexpected argument \"8\"" },
 	{ "tenant add 7 --bogus 1", "unknown option \"--bogus\"" },
 	{ "tenant add 7 --rate-pps 5", "--rate-pps and --burst go together" },
+	{ "tenant add 7 --burst 5", "--rate-pps and --burst go together" },
+	{ "tenant add 7 --rate-pps -5 --burst 10", "--rate-pps \"-5\" is not a number from 1 to 4294967295" },
+	{ "tenant add 7 --rate-pps 0 --burst 10", "--rate-pps \"0\" is not a number from 1 to 4294967295" },
+	{ "tenant add 7 --rate-pps 2.5 --burst 10", "--rate-pps \"2.5\" is not a number" },
+	{ "tenant add 7 --rate-pps 4294967296 --burst 10", "--rate-pps \"4294967296\" is not a number" },
+	{ "tenant add 7 --rate-pps 99999999999999999999 --burst 10",
+	  "--rate-pps \"99999999999999999999\" is not a number" },
+	{ "tenant add 7 --rate-pps 100 --burst x", "--burst \"x\" is not a number from 1 to 4294967295" },
+	{ "tenant add 7 --rate-pps 100 --burst 4294967296", "--burst \"4294967296\" is not a number" },
 	{ "tenant add 7 --max-devices many", "--max-devices \"many\" is not a number" },
 	{ "tenant suspend", "tenant suspend: missing T" },
 	{ "device add 7 zz --epoch 1 --sinks 70", "device \"zz\" is not a device id" },

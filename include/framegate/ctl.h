@@ -25,7 +25,8 @@
  *   stats         -                            counters (SPEC 3)     no
  *   drops         "tenant": T (optional)       "drops": {...}        no
  *   health        -                            state of the router   no
- *                 (with a shield: "shield_in_step" and "shield": {...})
+ *                 (with a shield: "shield_in_step" and "shield": {...}; while
+ *                 a capture runs: "capture": {"reason", "count", "saved"})
  *   shield.check  -                            "in_step": bool,      no
  *                 "differences": N, "listed": [{"entry": "tenant"|"owner",
  *                 "problem": "missing"|"extra"|"differs", "tenant", "device",
@@ -34,6 +35,16 @@
  *                 "owners"}: the XDP shield's maps against the tables
  *   shield.resync -                            "tenants", "owners"   yes
  *                 (empties the shield's maps and writes the tables into them)
+ *   capture       "reason", "count",           "saved", "timed_out", yes
+ *                 "tenant" (optional),         "packets": [{"ts_ns",
+ *                 "timeout" (s, optional)      "len", "data"}, ...]
+ *                 (copies of dropped packets of that reason, base64, at most
+ *                 FG_CTL_CAPTURE_SNAPLEN bytes each; "len" is the packet's
+ *                 length on the wire, "ts_ns" its arrival in ns since the
+ *                 epoch. Answered when "count" are saved or "timeout" passed;
+ *                 one capture at a time (EBUSY); a peer that disconnects
+ *                 first cancels it. Packets carry tenants' video: only root
+ *                 and the control group may capture.)
  *
  * A change is acknowledged (ok) only after it is in the fsync'd journal and
  * every worker has passed a quiescent point since it was published (SPEC 4),
@@ -55,6 +66,13 @@
 #define FG_CTL_LOAD_CHUNK (1u << 20)      /* bytes of load text per chunk */
 #define FG_CTL_IDLE_SECONDS 60
 #define FG_CTL_DEFAULT_SOCKET "/run/framegate/control.sock"
+
+/* capture: the most packets one capture saves, its longest wait, the wait
+ * without "timeout", and the bytes of each packet kept. */
+#define FG_CTL_CAPTURE_MAX_COUNT 1024
+#define FG_CTL_CAPTURE_MAX_TIMEOUT 3600
+#define FG_CTL_CAPTURE_DEFAULT_TIMEOUT 60
+#define FG_CTL_CAPTURE_SNAPLEN 2048
 
 /* fgctl exit codes. */
 #define FG_CTL_EXIT_OK 0

@@ -16,15 +16,16 @@
  *    each figure is late by at most one poll period plus one health round
  *    trip; a revision enforced before its writer saw the ack counts as 0.
  *
- * 2. Resync after a compaction. A store holding N mappings, loaded with
- *    fg_store_apply(whole_prefix) in large transactions; one router syncs
- *    them, is killed (-9), the store changes while it is down (deletes, epoch
- *    changes, new mappings) and is compacted past the router's revision;
- *    the router is started again on its journal, finds its revision
- *    compacted, lists the prefix and applies the difference. The figure runs
- *    from its start to the first health answer whose revision_enforced is
- *    the store's revision; the router's own log says how long the listing
- *    took.
+ * 2. Resync after a compaction. A store holding N mappings (put directly
+ *    as fg_store_apply would write them, or with fg_store_apply key by key:
+ *    --load, and load_direct() on why); one router syncs them, is killed
+ *    (-9), the store changes while it is down (deletes, epoch changes, new
+ *    mappings, through fg_store_apply) and is compacted past the router's
+ *    revision; the router is started again on its journal, finds its
+ *    revision compacted, lists the prefix and applies the difference. The
+ *    figure runs from its start to the first health answer whose
+ *    revision_enforced is the store's revision; the router's own log says
+ *    how long the listing took.
  *
  * Figures go to stdout as plain lines; progress to stderr.
  */

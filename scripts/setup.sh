@@ -85,18 +85,28 @@ test)
   logs+=(build/meson-logs/testlog.json)
 
   echo "== tests under ASan+UBSan"
-  setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-                         -Dbuildtype=debugoptimized
-  # The slow control tests at reduced size here; full size in the release run.
-  FG_BIG_LOAD=100000 FG_CRASH_POINTS=6 FG_CONC_PACKETS=2000000 FG_STORE_CHANGES=1000 \
-  ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --print-errorlogs || status=1
-  logs+=(build-asan/meson-logs/testlog.json)
+  if setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+                            -Dbuildtype=debugoptimized; then
+    # The slow control tests at reduced size here; full size in the release run.
+    FG_BIG_LOAD=100000 FG_CRASH_POINTS=6 FG_CONC_PACKETS=2000000 FG_STORE_CHANGES=1000 \
+    ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      meson test -C build-asan --print-errorlogs || status=1
+    logs+=(build-asan/meson-logs/testlog.json)
+  else
+    echo "== the ASan+UBSan build failed: its run counts as one failure"
+    status=1
+    asan_build_failed=1
+  fi
 
   echo "== concurrency under TSan"
-  setup_build build-tsan -Db_sanitize=thread -Dbuildtype=debugoptimized
-  meson test -C build-tsan --print-errorlogs || status=1
-  logs+=(build-tsan/meson-logs/testlog.json)
+  if setup_build build-tsan -Db_sanitize=thread -Dbuildtype=debugoptimized; then
+    meson test -C build-tsan --print-errorlogs || status=1
+    logs+=(build-tsan/meson-logs/testlog.json)
+  else
+    echo "== the TSan build failed: its test counts as failed"
+    status=1
+    tsan_build_failed=1
+  fi
 
   echo "== fuzzing, ${FG_FUZZ_SECONDS:-30} s per harness"
   fuzz_out=$(scripts/fuzz.sh "${FG_FUZZ_SECONDS:-30}") || status=1
@@ -104,7 +114,7 @@ test)
   fuzz_ok=$(grep -c ': clean$' <<<"$fuzz_out" || true)
   fuzz_bad=$(grep -c 'FAILED' <<<"$fuzz_out" || true)
 
-  python3 scripts/test-summary.py --extra "$fuzz_ok" "$fuzz_bad" "${logs[@]}" || status=1
+  python3 scripts/test-summary.py --extra "$fuzz_ok" "$(( fuzz_bad + ${tsan_build_failed:-0} + ${asan_build_failed:-0} ))" "${logs[@]}" || status=1
   exit $status
   ;;
 esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of issue 7 in one run, each beside its baseline measured in
-# the same run, then the figures into docs/performance.md (between the
+# the same run, and issue 8's store bench (fg-bench-store); then the figures
+# into docs/performance.md (between the
 # bench:begin / bench:end markers), the raw results into
 # bench/results/latest.json and the plots into docs/img/.
 #
@@ -361,6 +362,24 @@ say "== control plane, memory and restart with $d mappings of $t tenants (bench/
 "$py" bench/control_bench.py --work "$work/ctl" --map "$map" --cold-capture "$cap" \
   --tenants "$t" --sinks $((t * 2)) --devices "$d" --packets "$p" --rounds "$rounds" \
   "${ctl_args[@]}" --results "$results" || die "control_bench.py failed; its output is above"
+
+# ---- issue 8. routers following an etcd store -------------------------------------------
+
+# Its figures are printed and kept in the results (kind "store"); the
+# "Store (etcd) convergence" section of performance.md quotes them by hand.
+if command -v etcd >/dev/null && [ -x build/bench/fg-bench-store ]; then
+  store_args=()
+  [ $quick = 1 ] && store_args+=(--quick)
+  say "== routers following etcd: fg-bench-store ${store_args[*]}"
+  build/bench/fg-bench-store "${store_args[@]}" > "$work/log/store.txt" 2> "$work/log/store.err" ||
+    die "fg-bench-store failed: $(tail -1 "$work/log/store.err"); see $work/log/store.err"
+  sed 's/^/   /' "$work/log/store.txt"
+  "$py" -c 'import json, sys; print(json.dumps({"kind": "store", "lines": sys.stdin.read().splitlines()}))' \
+    < "$work/log/store.txt" >> "$results"
+else
+  echo "   no etcd (Debian package etcd-server) or no build/bench/fg-bench-store: the store bench is skipped" >&2
+  record '{"kind":"store","skipped":"needs etcd and build/bench/fg-bench-store"}'
+fi
 
 # ---- the report ------------------------------------------------------------------------
 

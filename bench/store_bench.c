@@ -935,12 +935,10 @@ out:
  * The direct load (--load direct, the default): the same keys and values
  * fg_store_apply writes for these mappings (device/<id>: the op line;
  * use/tenant/<id>, use/sink/<id>: the counts; seq), put in transactions of
- * DIRECT_TXN_OPS without compares. A workaround: fg_store_apply reads each
- * key of a transaction into a glibc hsearch_r table whose hash covers
- * little more than a key's first bytes, so every device key collides and a
- * transaction of k keys (or a whole_prefix listing of k keys) costs k^2
- * string compares (docs/performance.md). The changes made while the router
- * is down still go through fg_store_apply, which reads these counts back.
+ * DIRECT_TXN_OPS without compares: a whole_prefix write lists the whole
+ * prefix first, so a million loaded in parts would be listed once per part
+ * (docs/performance.md). The changes made while the router is down still go
+ * through fg_store_apply, which reads these counts back.
  */
 #define DIRECT_TXN_OPS 20000
 

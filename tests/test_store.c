@@ -386,7 +386,7 @@ replay_stats(struct fg_router_proc *rp, const char *tag, char *stats, size_t len
 	unlink(sp);
 }
 
-Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardown, .timeout = 600)
+Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardown, .timeout = 3600)
 {
 	const char *env = getenv("FG_STORE_CHANGES"), *benv = getenv("FG_STORE_BATCH");
 	unsigned int n_changes = env ? (unsigned int)strtoul(env, NULL, 10) : 3000, seed = 7;

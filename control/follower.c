@@ -526,19 +526,10 @@ out:
 static int
 fg_commit_lines(struct fg_follower *f, const struct fg_text *txt, struct fg_err *err)
 {
-	struct fg_op *ops = calloc(txt->lines + 1, sizeof(*ops));
-	const char *p = txt->buf, *end = txt->buf + txt->len;
+	struct fg_op *ops = NULL;
 	size_t n = 0, bad = 0;
-	int ret = 0;
+	int ret = fg_ops_parse_lines(txt->buf, txt->len, &ops, &n, err);
 
-	if (ops == NULL)
-		return fg_err_set(err, ENOMEM, "out of memory for %zu operations", txt->lines);
-	while (p < end && ret == 0) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-
-		ret = fg_op_parse(p, (size_t)(nl - p), &ops[n++], err);
-		p = nl + 1;
-	}
 	if (ret == 0)
 		ret = fg_ops_check_all(f->own, ops, n, &bad, err);
 	if (ret == 0 && f->journal != NULL)

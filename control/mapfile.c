@@ -15,6 +15,42 @@
 #define fg_bad(err, ...) fg_err_set(err, EINVAL, __VA_ARGS__)
 
 int
+fg_ops_parse_lines(const char *text, size_t len, struct fg_op **ops_out, size_t *n_out,
+		   struct fg_err *err)
+{
+	const char *p = text, *end = text + len;
+	size_t n = 0, cap = 0;
+	struct fg_op *ops = NULL;
+	int ret = 0;
+
+	while (p < end && ret == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (n == cap) {
+			struct fg_op *o2 = realloc(ops, (cap = cap ? cap * 2 : 64) * sizeof(*ops));
+
+			if (o2 == NULL) {
+				ret = fg_err_set(err, ENOMEM, "out of memory decoding %zu op lines", n);
+				break;
+			}
+			ops = o2;
+		}
+		ret = fg_op_parse(p, l, &ops[n++], err);
+		if (ret < 0)
+			fg_err_prefix(err, "line %zu: ", n);
+		p += l + 1;
+	}
+	if (ret < 0) {
+		free(ops);
+		return ret;
+	}
+	*ops_out = ops;
+	*n_out = n;
+	return 0;
+}
+
+int
 fg_op_apply(struct fg_ownership *o, const struct fg_op *op, struct fg_err *err)
 {
 	struct fg_tenant_spec tenant;

@@ -51,6 +51,12 @@ struct fg_op {
 int fg_op_parse(const char *line, size_t len, struct fg_op *op,
 		struct fg_err *err);
 
+/* Decode len bytes of op lines (each ending in '\n', as a journal record
+ * or a follower's plan holds them) into a new array (*ops, *n; free it). 0,
+ * or -errno with err naming the line (1-based) and nothing left allocated. */
+int fg_ops_parse_lines(const char *text, size_t len, struct fg_op **ops, size_t *n,
+		       struct fg_err *err);
+
 /* Carry out a decoded operation: 0 or -errno with err filled. */
 int fg_op_apply(struct fg_ownership *o, const struct fg_op *op,
 		struct fg_err *err);

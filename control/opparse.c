@@ -103,6 +103,18 @@ fg_get_key(json_t *obj, const char *field, uint8_t key[FG_AUTH_KEY_LEN],
 	return 0;
 }
 
+/* The optional "key": *has set when present. */
+static int
+fg_get_opt_key(json_t *obj, uint8_t key[FG_AUTH_KEY_LEN], bool *has, struct fg_err *err)
+{
+	if (json_object_get(obj, "key") == NULL)
+		return 0;
+	if (fg_get_key(obj, "key", key, err))
+		return -EINVAL;
+	*has = true;
+	return 0;
+}
+
 static int
 fg_get_sinks(json_t *obj, const char *field, uint32_t *ids, uint8_t *n,
 	     struct fg_err *err)
@@ -201,13 +213,9 @@ fg_dec_device(json_t *o, struct fg_op *op, struct fg_err *err)
 	if (fg_get_u32(o, "tenant", 1, &s->tenant_id, err) ||
 	    fg_get_device(o, "device", &s->device_id, err) ||
 	    fg_get_u32(o, "epoch", 0, &s->epoch, err) ||
-	    fg_get_sinks(o, "sinks", s->sinks, &s->n_sinks, err))
+	    fg_get_sinks(o, "sinks", s->sinks, &s->n_sinks, err) ||
+	    fg_get_opt_key(o, s->key, &s->has_key, err))
 		return -EINVAL;
-	if (json_object_get(o, "key")) {
-		if (fg_get_key(o, "key", s->key, err))
-			return -EINVAL;
-		s->has_key = true;
-	}
 	return 0;
 }
 
@@ -220,13 +228,9 @@ fg_dec_move(json_t *o, struct fg_op *op, struct fg_err *err)
 	    fg_get_u32(o, "from", 1, &s->from, err) ||
 	    fg_get_u32(o, "to", 1, &s->to, err) ||
 	    fg_get_u32(o, "epoch", 0, &s->epoch, err) ||
-	    fg_get_sinks(o, "sinks", s->sinks, &s->n_sinks, err))
+	    fg_get_sinks(o, "sinks", s->sinks, &s->n_sinks, err) ||
+	    fg_get_opt_key(o, s->key, &s->has_key, err))
 		return -EINVAL;
-	if (json_object_get(o, "key")) {
-		if (fg_get_key(o, "key", s->key, err))
-			return -EINVAL;
-		s->has_key = true;
-	}
 	return 0;
 }
 

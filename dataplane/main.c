@@ -226,30 +226,12 @@ fg_write_stats(const char *path, const struct fg_counter_totals *t)
 static int
 fg_replay_record(void *ctx, const char *lines, size_t len, struct fg_err *err)
 {
-	struct fg_ownership *own = ctx;
-	const char *p = lines, *end = lines + len;
-	size_t n = 0, cap = 0, bad = 0;
 	struct fg_op *ops = NULL;
-	int ret = 0;
+	size_t n = 0, bad = 0;
+	int ret = fg_ops_parse_lines(lines, len, &ops, &n, err);
 
-	while (p < end && ret == 0) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
-
-		if (n == cap) {
-			struct fg_op *o2 = realloc(ops, (cap = cap ? cap * 2 : 64) * sizeof(*ops));
-
-			if (o2 == NULL) {
-				ret = fg_err_set(err, ENOMEM, "out of memory replaying the journal");
-				break;
-			}
-			ops = o2;
-		}
-		ret = fg_op_parse(p, l, &ops[n++], err);
-		p += l + 1;
-	}
 	if (ret == 0)
-		ret = fg_ops_apply_all(own, ops, n, &bad, err);
+		ret = fg_ops_apply_all(ctx, ops, n, &bad, err);
 	free(ops);
 	return ret;
 }
@@ -622,7 +604,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
 			/* Until traffic pauses, or at most 32768 packets (the
 			 * count is cumulative): the socket waits no longer. */
-			fg_worker_drain(r.workers[0], fg_worker_drain(r.workers[0], 0, 0) + 32768, 4096);
+			fg_worker_drain(r.workers[0],
+					fg_ctr_read(&r.workers[0]->ctr->rx_packets) + 32768, 4096);
 			fg_tables_reader_offline(t, r.workers[0]->id);
 			fg_server_poll(server, 0);
 			if (follower != NULL)

@@ -71,8 +71,11 @@ struct opts {
 	bool quick;
 	unsigned int rates[MAX_RATES], n_rates;
 	unsigned int changes;           /* per rate */
-	unsigned int writers;           /* at rates above 1,000/s (1 at or below) */
+	unsigned int writers;           /* at rates above 1,000/s */
+	unsigned int low_writers;       /* at rates at or below 1,000/s */
 	unsigned int batch;             /* ops per txn of the labelled variant (0: none) */
+	unsigned int group_max;         /* most changes a writer sends in one txn */
+	bool single;                    /* the one-change-per-txn variant */
 	unsigned int mappings;          /* the resync's store */
 	unsigned int txn_ops;           /* ops per loading transaction */
 	unsigned int loaders;           /* loading threads */
@@ -92,6 +95,9 @@ static const char *g_lcores = "0@(0,1)";
  * and with two of them on two CPUs etcd and the writers would wait behind
  * them; at a lower priority they take what the others leave. */
 static int g_router_nice = 0;
+/* The routers' idle_sleep_us: their net_null ports receive nothing, and a
+ * one-lcore router that polls without pause takes a whole CPU from etcd. */
+static unsigned int g_idle_sleep_us = 50;
 
 static int64_t
 now_ns(void)
@@ -246,11 +252,11 @@ router_init(struct router *r, unsigned int idx, const char *endpoints, const cha
 	fprintf(f,
 		"{\"control_socket\": \"%s\", \"journal_dir\": \"%s/journal\",\n"
 		" \"tables\": {\"max_tenants\": 1024, \"max_sinks\": 4096, \"max_devices\": %u},\n"
-		" \"mbufs\": 2047,\n"
+		" \"mbufs\": 2047, \"idle_sleep_us\": %u,\n"
 		" \"ports\": [{\"port\": 0, \"role\": \"both\", \"next_hop_mac\": \"02:00:00:00:00:01\",\n"
 		"             \"ipv4\": \"192.0.2.1\", \"ipv6\": \"2001:db8::1\"}],\n"
 		" \"store\": {\"endpoints\": \"%s\", \"prefix\": \"%s\", \"reconcile_seconds\": 0}}\n",
-		r->sock, r->dir, max_devices, endpoints, prefix);
+		r->sock, r->dir, max_devices, g_idle_sleep_us, endpoints, prefix);
 	fclose(f);
 }
 
@@ -501,21 +507,23 @@ wait_enforced(struct router *r, int64_t rev, unsigned int timeout_s, unsigned in
 
 /* ---- writers -------------------------------------------------------------------------- */
 
+/* One change: when it was due (offered), sent and acknowledged, and the
+ * revision of its transaction. */
 struct wrec {
-	int64_t rev, t_send, t_ack;
+	int64_t rev, t_due, t_send, t_ack;
 };
 
 struct writer {
 	pthread_t th;
 	unsigned int idx, n_writers, batch;
+	bool grouped;                   /* batch is a cap: send what has come due */
 	uint32_t tenant, sink;
 	uint64_t id_base;
 	double rate;                    /* changes per second, all writers together */
-	size_t n_txns;
+	size_t n_changes, n_txns;
 	int64_t t0;
 	const char *endpoints;
-	struct wrec *rec;
-	size_t n_rec;
+	struct wrec *rec;               /* one per change */
 	char err[400];
 };
 
@@ -539,6 +547,26 @@ change_line(const struct writer *w, uint64_t c, char *out, size_t cap)
 	}
 }
 
+/* The writers' changes interleave on one schedule: change c of writer i is
+ * the schedule's change c * W + i. */
+static int64_t
+change_due(const struct writer *w, size_t c)
+{
+	return w->t0 + (int64_t)((double)((uint64_t)c * w->n_writers + w->idx) * (1e9 / w->rate));
+}
+
+static void
+sleep_until(int64_t t_ns)
+{
+	int64_t t;
+
+	while ((t = now_ns()) < t_ns) {
+		struct timespec d = { .tv_sec = (t_ns - t) / 1000000000,
+				      .tv_nsec = (t_ns - t) % 1000000000 };
+		nanosleep(&d, NULL);
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -548,36 +576,47 @@ writer_main(void *arg)
 	char (*buf)[256] = calloc(w->batch, sizeof(*buf));
 	const char **lines = calloc(w->batch, sizeof(*lines));
 	size_t *lens = calloc(w->batch, sizeof(*lens));
-	double ns_per_change = 1e9 / w->rate;
 
 	if (sw == NULL || buf == NULL || lines == NULL || lens == NULL) {
 		snprintf(w->err, sizeof(w->err), "writer %u: %s", w->idx,
 			 sw == NULL ? err.msg : "out of memory");
 		goto out;
 	}
-	for (size_t j = 0; j < w->n_txns; j++) {
-		uint64_t g = (uint64_t)j * w->n_writers + w->idx;   /* global txn index */
-		int64_t due = w->t0 + (int64_t)((double)(g * w->batch) * ns_per_change);
-		int64_t rev = 0, t;
-		size_t failed = 0;
+	for (size_t c = 0; c < w->n_changes;) {
+		size_t m = w->n_changes - c < w->batch ? w->n_changes - c : w->batch, failed = 0;
+		int64_t rev = 0, t_send, t_ack;
 
-		for (unsigned int b = 0; b < w->batch; b++) {
-			lens[b] = (size_t)change_line(w, (uint64_t)j * w->batch + b, buf[b], sizeof(buf[b]));
-			lines[b] = buf[b];
+		if (w->grouped) {
+			/* What has come due since the last transaction, at
+			 * least the next change, at most batch. */
+			int64_t t;
+
+			sleep_until(change_due(w, c));
+			t = now_ns();
+			for (size_t k = 1; k < m; k++)
+				if (change_due(w, c + k) > t) {
+					m = k;
+					break;
+				}
+		} else {
+			sleep_until(change_due(w, c + m - 1));
 		}
-		while ((t = now_ns()) < due) {
-			struct timespec d = { .tv_sec = (due - t) / 1000000000,
-					      .tv_nsec = (due - t) % 1000000000 };
-			nanosleep(&d, NULL);
+		for (size_t k = 0; k < m; k++) {
+			lens[k] = (size_t)change_line(w, c + k, buf[k], sizeof(buf[k]));
+			lines[k] = buf[k];
 		}
-		w->rec[w->n_rec].t_send = now_ns();
-		if (fg_store_apply(sw, lines, lens, w->batch, false, &rev, &failed, &err) != 0) {
-			snprintf(w->err, sizeof(w->err), "writer %u, transaction %zu (%.*s): %s",
-				 w->idx, j, (int)lens[failed], lines[failed], err.msg);
+		t_send = now_ns();
+		if (fg_store_apply(sw, lines, lens, m, false, &rev, &failed, &err) != 0) {
+			snprintf(w->err, sizeof(w->err), "writer %u, change %zu (%.*s): %s",
+				 w->idx, c + failed, (int)lens[failed], lines[failed], err.msg);
 			goto out;
 		}
-		w->rec[w->n_rec].t_ack = now_ns();
-		w->rec[w->n_rec++].rev = rev;
+		t_ack = now_ns();
+		for (size_t k = 0; k < m; k++)
+			w->rec[c + k] = (struct wrec){ .rev = rev, .t_due = change_due(w, c + k),
+						       .t_send = t_send, .t_ack = t_ack };
+		c += m;
+		w->n_txns++;
 	}
 out:
 	fg_store_writer_close(sw);
@@ -619,18 +658,27 @@ run_convergence(const struct opts *o)
 	struct fg_etcd_lab *lab;
 	struct fg_store_writer *sw;
 	struct router r[2];
-	unsigned int max_w = o->writers, run_no = 0;
+	unsigned int max_w = o->writers > o->low_writers ? o->writers : o->low_writers, run_no = 0;
 	char *setup[2 * MAX_WRITERS];
 	size_t n_setup = 0;
 	struct {
 		unsigned int rate, writers, batch;
-	} runs[MAX_RATES + 1];
+		bool grouped;
+	} runs[MAX_RATES + 2];
 	unsigned int n_runs = 0;
 
+	/* Each rate with writers that send what has come due (up to
+	 * group_max changes a transaction); then the variants: the first
+	 * rate one change per transaction (the store's ceiling for single
+	 * writes here), the last with batch changes per transaction. */
 	for (unsigned int i = 0; i < o->n_rates; i++)
-		runs[n_runs++] = (typeof(runs[0])){ o->rates[i], o->rates[i] > 1000 ? o->writers : 1, 1 };
+		runs[n_runs++] = (typeof(runs[0])){ o->rates[i], o->rates[i] > 1000 ? o->writers : o->low_writers,
+						    o->group_max, o->group_max > 1 };
+	if (o->group_max > 1 && o->single)
+		runs[n_runs++] = (typeof(runs[0])){ o->rates[0], o->rates[0] > 1000 ? o->writers : o->low_writers,
+						    1, false };
 	if (o->batch > 1)
-		runs[n_runs++] = (typeof(runs[0])){ o->rates[o->n_rates - 1], o->writers, o->batch };
+		runs[n_runs++] = (typeof(runs[0])){ o->rates[o->n_rates - 1], o->writers, o->batch, false };
 
 	say("convergence: starting etcd (1 member)");
 	lab = fg_etcd_lab_start(1, extra, &err);
@@ -660,26 +708,28 @@ run_convergence(const struct opts *o)
 
 	for (unsigned int ri = 0; ri < n_runs; ri++, run_no++) {
 		unsigned int W = runs[ri].writers, B = runs[ri].batch;
-		size_t txns = (o->changes + B - 1) / B, n_all = 0, early = 0;
+		bool grouped = runs[ri].grouped;
+		size_t n_all = 0, n_txns = 0, early = 0;
 		struct writer *w = calloc(W, sizeof(*w));
 		struct poller p[2];
-		int64_t *lat, *wlat, *lat_r[2], last_rev = 0, t0, t_end = 0;
+		int64_t *lat, *wlat, *qlat, *lat_r[2], last_rev = 0, t0, t_end = 0;
 
-		say("convergence: %u changes at %u/s offered, %u writer%s, %u op%s per transaction",
-		    o->changes, runs[ri].rate, W, W > 1 ? "s" : "", B, B > 1 ? "s" : "");
+		say("convergence: %u changes at %u/s offered, %u writer%s, %s%u change%s per transaction",
+		    o->changes, runs[ri].rate, W, W > 1 ? "s" : "", grouped ? "up to " : "", B, B > 1 ? "s" : "");
 		for (unsigned int i = 0; i < 2; i++)
 			poller_start(&p[i], &r[i], o->poll_us);
 		usleep(200000);
 		t0 = now_ns() + 100000000;
 		for (unsigned int i = 0; i < W; i++) {
 			w[i] = (struct writer){
-				.idx = i, .n_writers = W, .batch = B, .tenant = i + 1, .sink = 101 + i,
+				.idx = i, .n_writers = W, .batch = B, .grouped = grouped,
+				.tenant = i + 1, .sink = 101 + i,
 				.id_base = ((uint64_t)(run_no + 1) << 40) | ((uint64_t)(i + 1) << 24),
 				.rate = runs[ri].rate, .t0 = t0,
-				.n_txns = txns / W + (i < txns % W),
+				.n_changes = o->changes / W + (i < o->changes % W),
 				.endpoints = fg_etcd_lab_endpoints(lab),
 			};
-			w[i].rec = calloc(w[i].n_txns + 1, sizeof(struct wrec));
+			w[i].rec = calloc(w[i].n_changes + 1, sizeof(struct wrec));
 			if (w[i].rec == NULL || pthread_create(&w[i].th, NULL, writer_main, &w[i]) != 0)
 				die("cannot start writer %u", i);
 		}
@@ -688,13 +738,14 @@ run_convergence(const struct opts *o)
 		for (unsigned int i = 0; i < W; i++) {
 			if (w[i].err[0])
 				die("%s", w[i].err);
-			for (size_t j = 0; j < w[i].n_rec; j++) {
+			for (size_t j = 0; j < w[i].n_changes; j++) {
 				if (w[i].rec[j].rev > last_rev)
 					last_rev = w[i].rec[j].rev;
 				if (w[i].rec[j].t_ack > t_end)
 					t_end = w[i].rec[j].t_ack;
 			}
-			n_all += w[i].n_rec;
+			n_all += w[i].n_changes;
+			n_txns += w[i].n_txns;
 		}
 		/* Both routers must get to the last revision. */
 		for (int64_t deadline = now_ns() + (int64_t)CONVERGE_WAIT_S * 1000000000;;) {
@@ -711,13 +762,14 @@ run_convergence(const struct opts *o)
 
 		lat = calloc(n_all, sizeof(*lat));
 		wlat = calloc(n_all, sizeof(*wlat));
+		qlat = calloc(n_all, sizeof(*qlat));
 		lat_r[0] = calloc(n_all, sizeof(int64_t));
 		lat_r[1] = calloc(n_all, sizeof(int64_t));
-		if (lat == NULL || wlat == NULL || lat_r[0] == NULL || lat_r[1] == NULL)
+		if (lat == NULL || wlat == NULL || qlat == NULL || lat_r[0] == NULL || lat_r[1] == NULL)
 			die("out of memory");
 		n_all = 0;
 		for (unsigned int i = 0; i < W; i++) {
-			for (size_t j = 0; j < w[i].n_rec; j++) {
+			for (size_t j = 0; j < w[i].n_changes; j++) {
 				const struct wrec *x = &w[i].rec[j];
 				int64_t a = poller_when(&p[0], x->rev), b = poller_when(&p[1], x->rev);
 				int64_t la = a - x->t_ack, lb = b - x->t_ack, l = (a > b ? a : b) - x->t_ack;
@@ -729,30 +781,39 @@ run_convergence(const struct opts *o)
 				lat[n_all] = l < 0 ? 0 : l;
 				lat_r[0][n_all] = la < 0 ? 0 : la;
 				lat_r[1][n_all] = lb < 0 ? 0 : lb;
+				qlat[n_all] = x->t_ack - x->t_due;
 				wlat[n_all++] = x->t_ack - x->t_send;
 			}
 		}
 		qsort(lat, n_all, sizeof(*lat), cmp_i64);
 		qsort(wlat, n_all, sizeof(*wlat), cmp_i64);
+		qsort(qlat, n_all, sizeof(*qlat), cmp_i64);
 		qsort(lat_r[0], n_all, sizeof(int64_t), cmp_i64);
 		qsort(lat_r[1], n_all, sizeof(int64_t), cmp_i64);
 		{
-			size_t changes = n_all * B;
 			double secs = (double)(t_end - t0) / 1e9;
-			char label[96];
+			char label[96], how[160];
 
-			if (B > 1)
-				snprintf(label, sizeof(label), " [variant: %u ops per transaction]", B);
-			else
+			if (grouped)
 				label[0] = '\0';
-			printf("convergence %u/s%s: achieved %.0f/s (%zu changes in %.1f s, %u writer%s, %zu transactions), p50 %.1f ms, p99 %.1f ms, max %.1f ms (both routers, from the ack to the later router's enforcement)\n",
-			       runs[ri].rate, label, (double)changes / secs, changes, secs, W,
-			       W > 1 ? "s" : "", n_all, pct_ms(lat, n_all, 0.5), pct_ms(lat, n_all, 0.99),
+			else if (B > 1)
+				snprintf(label, sizeof(label), " [variant: %u changes per transaction]", B);
+			else
+				snprintf(label, sizeof(label), " [variant: one change per transaction]");
+			if (grouped)
+				snprintf(how, sizeof(how), "%zu transactions: each writer sends what has come due, up to %u, mean %.1f changes a transaction",
+					 n_txns, B, (double)n_all / (double)n_txns);
+			else
+				snprintf(how, sizeof(how), "%zu transactions", n_txns);
+			printf("convergence %u/s%s: achieved %.0f/s (%zu changes in %.1f s, %u writer%s, %s), p50 %.1f ms, p99 %.1f ms, max %.1f ms (each change, from its ack to the later router's enforcement)\n",
+			       runs[ri].rate, label, (double)n_all / secs, n_all, secs, W,
+			       W > 1 ? "s" : "", how, pct_ms(lat, n_all, 0.5), pct_ms(lat, n_all, 0.99),
 			       pct_ms(lat, n_all, 1.0));
-			printf("  per router p50/p99: router 0 %.1f/%.1f ms, router 1 %.1f/%.1f ms; etcd write (send to ack) p50 %.1f ms, p99 %.1f ms; %zu of %zu enforced on both before the writer saw its ack (counted as 0); health polled every %u us (%" PRIu64 " and %" PRIu64 " answers)\n",
+			printf("  per router p50/p99: router 0 %.1f/%.1f ms, router 1 %.1f/%.1f ms; etcd write (send to ack) p50 %.1f ms, p99 %.1f ms; due to ack p50 %.1f ms, p99 %.1f ms; %zu of %zu enforced on both before the writer saw its ack (counted as 0); health polled every %u us (%" PRIu64 " and %" PRIu64 " answers)\n",
 			       pct_ms(lat_r[0], n_all, 0.5), pct_ms(lat_r[0], n_all, 0.99),
 			       pct_ms(lat_r[1], n_all, 0.5), pct_ms(lat_r[1], n_all, 0.99),
-			       pct_ms(wlat, n_all, 0.5), pct_ms(wlat, n_all, 0.99), early, n_all,
+			       pct_ms(wlat, n_all, 0.5), pct_ms(wlat, n_all, 0.99),
+			       pct_ms(qlat, n_all, 0.5), pct_ms(qlat, n_all, 0.99), early, n_all,
 			       o->poll_us, p[0].asked, p[1].asked);
 			fflush(stdout);
 		}
@@ -761,6 +822,7 @@ run_convergence(const struct opts *o)
 		free(w);
 		free(lat);
 		free(wlat);
+		free(qlat);
 		free(lat_r[0]);
 		free(lat_r[1]);
 		poller_free(&p[0]);
@@ -1185,18 +1247,21 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: fg-bench-store [--quick] [--rates R1,R2] [--changes N] [--writers W]\n"
-		"                      [--batch B] [--mappings N] [--load direct|writer]\n"
+		"                      [--group-max B] [--no-single] [--batch B] [--mappings N] [--load direct|writer]\n"
 		"                      [--txn-ops N] [--loaders N]\n"
 		"                      [--poll-us US]\n"
+		"                      [--low-writers W] [--idle-sleep-us US]\n"
 		"                      [--mem MB] [--lcores SPEC] [--router-nice N]\n"
 		"                      [--only convergence|resync] [--keep]\n"
 		"\n"
 		"Starts its own etcd (one member, tests/etcd_lab.c) and real framegate routers\n"
 		"(" FG_FRAMEGATE ") and prints:\n"
 		"  1. convergence: two routers follow one prefix; writer threads offer N mapping\n"
-		"     changes (adds, epoch changes, deletes) at each rate, one op per transaction;\n"
-		"     p50/p99/max from each transaction's ack to its revision enforced on both\n"
-		"     routers (health's store.revision_enforced), and the rate achieved;\n"
+		"     changes (adds, epoch changes, deletes) at each rate, each writer sending\n"
+		"     in one transaction what has come due (up to --group-max changes);\n"
+		"     p50/p99/max from each change's ack to its revision enforced on both\n"
+		"     routers (health's store.revision_enforced), and the rate achieved; then\n"
+		"     the first rate again with one change per transaction (a variant);\n"
 		"  2. resync: a store of N mappings, a router killed, changes and a compaction\n"
 		"     while it is down; the time from its restart to the store's revision\n"
 		"     enforced.\n"
@@ -1205,9 +1270,13 @@ usage(FILE *f)
 		"  --rates LIST     offered changes per second (default 1000,10000)\n"
 		"  --changes N      changes per rate (default 20000; quick 2000)\n"
 		"  --writers W      writer threads at rates above 1000/s, each with its own\n"
-		"                   fg_store_writer and tenant (default 8); 1 at or below\n"
-		"  --batch B        also run the highest rate with B ops per transaction,\n"
-		"                   labelled as a variant (default 50; 0 or 1: not run)\n"
+		"                   fg_store_writer and tenant (default 8)\n"
+		"  --low-writers W  the same at rates at or below 1000/s (default 4)\n"
+		"  --group-max B    most changes a writer sends in one transaction (default\n"
+		"                   100; 1: one change per transaction, and no variant)\n"
+		"  --no-single      leave out the one-change-per-transaction variant\n"
+		"  --batch B        also run the highest rate with exactly B changes per\n"
+		"                   transaction, labelled as a variant (default 0: not run)\n"
 		"  --mappings N     mappings in the resync's store (default 1000000; quick 100000)\n"
 		"  --load HOW       how the resync's store is filled: direct (default: puts\n"
 		"                   of the keys fg_store_apply would write, 20000 a\n"
@@ -1222,6 +1291,8 @@ usage(FILE *f)
 		"  --mem MB         EAL -m of the resync's router (default: from its table size)\n"
 		"  --lcores SPEC    EAL --lcores of each router: one lcore, 0, that forwards\n"
 		"                   and serves (default 0@(0,1): on either CPU; 0@1 pins it)\n"
+		"  --idle-sleep-us US  the routers' idle_sleep_us (default 50; 0: they poll\n"
+		"                   without pause, each taking a CPU from etcd)\n"
 		"  --router-nice N  added to the routers' nice value (default 0); above 0: below etcd\n"
 		"                   and the writers, which would otherwise wait behind two\n"
 		"                   lcores that poll without pause\n"
@@ -1248,6 +1319,8 @@ main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "quick", no_argument, NULL, 'q' }, { "rates", required_argument, NULL, 'r' },
 		{ "changes", required_argument, NULL, 'c' }, { "writers", required_argument, NULL, 'w' },
+		{ "low-writers", required_argument, NULL, 'W' }, { "group-max", required_argument, NULL, 'G' },
+		{ "no-single", no_argument, NULL, 'S' }, { "idle-sleep-us", required_argument, NULL, 'I' },
 		{ "batch", required_argument, NULL, 'b' }, { "mappings", required_argument, NULL, 'm' },
 		{ "txn-ops", required_argument, NULL, 't' }, { "poll-us", required_argument, NULL, 'p' },
 		{ "loaders", required_argument, NULL, 'l' }, { "load", required_argument, NULL, 'D' }, { "mem", required_argument, NULL, 'M' }, { "only", required_argument, NULL, 'o' },
@@ -1255,7 +1328,7 @@ main(int argc, char **argv)
 		{ "router-nice", required_argument, NULL, 'N' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .writers = 8, .batch = 50, .txn_ops = 2000, .loaders = 4, .load_direct = true, .poll_us = 250,
+	struct opts o = { .writers = 8, .low_writers = 4, .batch = 0, .group_max = 100, .single = true, .txn_ops = 2000, .loaders = 4, .load_direct = true, .poll_us = 250,
 			  .convergence = true, .resync = true };
 	long changes = -1, mappings = -1;
 	char *rates = NULL;
@@ -1267,6 +1340,10 @@ main(int argc, char **argv)
 		case 'r': rates = optarg; break;
 		case 'c': changes = num_arg("--changes", optarg, 1, 10000000); break;
 		case 'w': o.writers = num_arg("--writers", optarg, 1, MAX_WRITERS); break;
+		case 'G': o.group_max = num_arg("--group-max", optarg, 1, 1000); break;
+		case 'S': o.single = false; break;
+		case 'W': o.low_writers = num_arg("--low-writers", optarg, 1, MAX_WRITERS); break;
+		case 'I': g_idle_sleep_us = num_arg("--idle-sleep-us", optarg, 0, 100000); break;
 		case 'b': o.batch = num_arg("--batch", optarg, 0, 1000); break;
 		case 'm': mappings = num_arg("--mappings", optarg, 100, 5000000); break;
 		case 't': o.txn_ops = num_arg("--txn-ops", optarg, 100, 200000); break;
@@ -1323,8 +1400,9 @@ main(int argc, char **argv)
 
 		/* A shared machine: the figures depend on what else runs. */
 		if (getloadavg(l, 3) == 3)
-			printf("machine: %ld CPUs, load average %.1f %.1f %.1f at the start; routers on EAL --lcores %s, nice +%d\n",
-			       sysconf(_SC_NPROCESSORS_ONLN), l[0], l[1], l[2], g_lcores, g_router_nice);
+			printf("machine: %ld CPUs, load average %.1f %.1f %.1f at the start; routers on EAL --lcores %s, nice +%d, idle_sleep_us %u\n",
+			       sysconf(_SC_NPROCESSORS_ONLN), l[0], l[1], l[2], g_lcores, g_router_nice,
+			       g_idle_sleep_us);
 		fflush(stdout);
 	}
 	if (o.convergence)

@@ -730,6 +730,53 @@ fg_etcd_get(struct fg_etcd *e, const char *key, struct fg_etcd_kv *kv,
 
 /* ---- txn ---- */
 
+int
+fg_etcd_get_many(struct fg_etcd *e, const char *const *keys, size_t n,
+		 fg_etcd_many_fn *fn, void *ctx, struct fg_err *err)
+{
+	for (size_t at = 0; at < n; at += FG_ETCD_GET_MANY_CHUNK) {
+		size_t m = n - at < FG_ETCD_GET_MANY_CHUNK ? n - at : FG_ETCD_GET_MANY_CHUNK;
+		json_t *req = json_object(), *ops = json_array(), *reply, *resps;
+		int rc;
+
+		for (size_t i = 0; i < m; i++)
+			json_array_append_new(ops, json_pack("{s:o}", "request_range",
+							     range_request(keys[at + i], strlen(keys[at + i]),
+									   NULL, 0)));
+		json_object_set_new(req, "success", ops);
+		rc = etcd_call(e, "/v3/kv/txn", req, &reply, err);
+		if (rc != 0)
+			return rc;
+		resps = json_object_get(reply, "responses");
+		if (json_array_size(resps) != m) {
+			json_decref(reply);
+			return fg_err_set(err, EPROTO, "etcd %s/v3/kv/txn: %zu answers to %zu reads",
+					  fg_etcd_endpoint(e), json_array_size(resps), m);
+		}
+		for (size_t i = 0; i < m && rc == 0; i++) {
+			json_t *kvs = json_object_get(json_object_get(json_array_get(resps, i),
+								      "response_range"), "kvs");
+			struct fg_etcd_kv kv;
+
+			if (json_array_size(kvs) == 0) {
+				rc = fn(ctx, at + i, NULL);
+				continue;
+			}
+			rc = kv_decode(&e->scratch, json_array_get(kvs, 0), &kv);
+			if (rc != 0) {
+				rc = fg_err_set(err, -rc, "etcd %s/v3/kv/txn: key \"%s\" is not base64",
+						fg_etcd_endpoint(e), keys[at + i]);
+				break;
+			}
+			rc = fn(ctx, at + i, &kv);
+		}
+		json_decref(reply);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static json_t *
 txn_ops(const struct fg_etcd_op *ops, size_t n)
 {

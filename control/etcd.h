@@ -97,6 +97,17 @@ int fg_etcd_count(struct fg_etcd *e, const char *key, const char *range_end,
 int fg_etcd_get(struct fg_etcd *e, const char *key, struct fg_etcd_kv *kv,
 		int64_t *header_rev, struct fg_err *err);
 
+/* Several keys, read in one request (a transaction of range requests, up to
+ * FG_ETCD_GET_MANY_CHUNK keys each: etcd's default --max-txn-ops): fn is
+ * called once per key, in order, with i its index in keys and kv NULL when
+ * it is absent (kv's strings valid during the call only). Each chunk reads
+ * one revision; different chunks may read different ones. 0 or -errno (fn's
+ * nonzero return is passed on). */
+#define FG_ETCD_GET_MANY_CHUNK 128
+typedef int fg_etcd_many_fn(void *ctx, size_t i, const struct fg_etcd_kv *kv);
+int fg_etcd_get_many(struct fg_etcd *e, const char *const *keys, size_t n,
+		     fg_etcd_many_fn *fn, void *ctx, struct fg_err *err);
+
 /* Transactions. */
 enum fg_etcd_target {
 	FG_ETCD_VERSION, FG_ETCD_CREATE, FG_ETCD_MOD, FG_ETCD_VALUE,

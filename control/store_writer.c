@@ -2,11 +2,12 @@
  * The store's key layout and its writer (see store.h, docs/store.md).
  *
  * One write's path: decode the op lines (fg_op_parse) -> check each op, in
- * order, against a cache of the keys it reads (read from etcd on first use,
- * or from one listing of the whole prefix) and record what it changes there
- * -> one etcd transaction: compares on every key read (mod_revision as read,
- * or "absent"), then the puts and deletes, and P seq -> on a failed compare
- * (someone wrote in between) read again and retry.
+ * order, against a cache of the keys it reads (read from etcd on first use
+ * and kept by the writer, or from one listing of the whole prefix) and
+ * record what it changes there -> one etcd transaction: compares on every
+ * key read (mod_revision as known, or "absent"), then the puts and deletes,
+ * and P seq -> on a failed compare (someone wrote in between) forget the
+ * cache, read again and retry.
  */
 #define _GNU_SOURCE             /* tdestroy */
 #include <errno.h>
@@ -100,22 +101,43 @@ fg_store_prefix_check(const char *prefix, struct fg_err *err)
 
 struct fg_kv {
 	char key[FG_STORE_KEY_MAX];     /* first: a struct fg_kv * is its key */
-	json_t *val;            /* NULL: absent */
-	int64_t mod;            /* mod_revision as read */
-	bool present;           /* as read */
-	bool read;              /* read from etcd: compared in the txn */
-	bool dirty;             /* changed by the write */
+	json_t *sval;           /* as the store holds it at mod (NULL: absent) */
+	int64_t mod;            /* mod_revision of sval */
+	bool present;           /* sval's key exists at mod */
+	json_t *val;            /* this attempt's value (NULL: absent) */
+	bool used;              /* read by this attempt: compared in its txn */
+	uint64_t gen;           /* the call that read it from etcd */
+	bool dirty;             /* changed by this attempt */
+	bool pending;           /* not read yet: absent until the round's reads */
 };
 
-/* The keys a write has read, in a glibc search tree (tsearch) keyed by the
+/* The keys a writer knows, in a glibc search tree (tsearch) keyed by the
  * key string: hsearch's hash sees only a few bytes of a key, and every key
- * here starts with the same prefix (a chain per prefix: quadratic). */
+ * here starts with the same prefix (a chain per prefix: quadratic).
+ *
+ * The cache outlives a write: a writer that goes on writing (load, the
+ * bench's writers) reads a key once, and after that sends one request per
+ * write, its transaction. That is safe because every key a write reads is
+ * compared in its transaction (mod_revision as known, or "absent"): a key
+ * that changed since fails the compare, and the write flushes the cache and
+ * runs again on fresh reads. A refusal, or a write that changes nothing,
+ * is only reported when every key it read was read by this call. */
 struct fg_cache {
 	void *root;
-	struct fg_kv **e;
+	struct fg_kv **e;       /* every entry */
 	size_t n, cap;
+	struct fg_kv **u;       /* the entries this attempt read */
+	size_t n_u, cap_u;
+	uint64_t gen;           /* this call's number */
+	struct fg_kv **want;    /* pending: read together after the round */
+	size_t n_want, cap_want;
+	bool collect;           /* a miss is pending, not read on the spot */
 	bool whole;             /* every key of the prefix is in the cache */
+	bool stale_used;        /* this attempt read an entry not read by this call */
 };
+
+#define FG_CACHE_MAX 262144     /* entries a writer keeps between writes */
+#define FG_ROUNDS 8             /* rounds of reads for one write */
 
 struct fg_store_writer {
 	struct fg_etcd *etcd;
@@ -140,22 +162,32 @@ fg_cache_free(struct fg_cache *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		json_decref(c->e[i]->val);
+		json_decref(c->e[i]->sval);
 		free(c->e[i]);
 	}
 	free(c->e);
+	free(c->u);
+	free(c->want);
 	tdestroy(c->root, fg_tree_node_free);
 	memset(c, 0, sizeof(*c));
 }
 
 static int
-fg_cache_init(struct fg_cache *c, size_t cap)
+fg_grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
-	memset(c, 0, sizeof(*c));
-	cap = cap < 64 ? 64 : cap;
-	c->e = calloc(cap, sizeof(*c->e));
-	if (c->e == NULL)
+	void **p = pp;
+	size_t n = *cap ? *cap : 64;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, n * elem);
+	if (q == NULL)
 		return -ENOMEM;
-	c->cap = cap;
+	*p = q;
+	*cap = n;
 	return 0;
 }
 
@@ -172,8 +204,8 @@ fg_cache_add(struct fg_cache *c, const char *key)
 {
 	struct fg_kv *kv;
 
-	if (c->n == c->cap)
-		return NULL;            /* sized for the write: cannot happen */
+	if (fg_grow(&c->e, &c->cap, c->n + 1, sizeof(*c->e)) < 0)
+		return NULL;
 	kv = calloc(1, sizeof(*kv));
 	if (kv == NULL)
 		return NULL;
@@ -184,6 +216,88 @@ fg_cache_add(struct fg_cache *c, const char *key)
 	}
 	c->e[c->n++] = kv;
 	return kv;
+}
+
+/* Mark kv read by this attempt. */
+static int
+fg_cache_use(struct fg_cache *c, struct fg_kv *kv)
+{
+	if (kv->used)
+		return 0;
+	if (fg_grow(&c->u, &c->cap_u, c->n_u + 1, sizeof(*c->u)) < 0)
+		return -ENOMEM;
+	kv->used = true;
+	c->u[c->n_u++] = kv;
+	if (kv->gen != c->gen && !c->whole)
+		c->stale_used = true;
+	return 0;
+}
+
+/* Start an attempt: what the last one changed goes back to the store's
+ * value. A new call (fresh_call) also forgets which entries it read. */
+static void
+fg_cache_begin(struct fg_cache *c, bool fresh_call)
+{
+	for (size_t i = 0; i < c->n_u; i++) {
+		struct fg_kv *kv = c->u[i];
+
+		json_decref(kv->val);
+		kv->val = json_incref(kv->sval);
+		kv->used = kv->dirty = false;
+	}
+	c->n_u = 0;
+	c->stale_used = false;
+	if (fresh_call)
+		c->gen++;
+}
+
+/* kv as the store holds it (ekv: present). */
+static int
+fg_cache_fill(struct fg_kv *kv, const struct fg_etcd_kv *ekv, struct fg_err *err)
+{
+	json_error_t je;
+
+	kv->present = true;
+	kv->mod = ekv->mod_revision;
+	kv->sval = json_loadb(ekv->value, ekv->value_len, 0, &je);
+	if (kv->sval == NULL)
+		return fg_err_set(err, EPROTO, "store key %s does not hold JSON: %s", kv->key, je.text);
+	json_decref(kv->val);
+	kv->val = json_incref(kv->sval);
+	return 0;
+}
+
+struct fg_want_ctx {
+	struct fg_cache *c;
+	struct fg_err *err;
+};
+
+static int
+fg_want_fill(void *ctx, size_t i, const struct fg_etcd_kv *ekv)
+{
+	struct fg_want_ctx *x = ctx;
+	struct fg_kv *kv = x->c->want[i];
+
+	kv->pending = false;
+	return ekv != NULL ? fg_cache_fill(kv, ekv, x->err) : 0;
+}
+
+/* Read every pending key of the round, in one request per 128 keys. */
+static int
+fg_read_wanted(struct fg_store_writer *w, struct fg_err *err)
+{
+	struct fg_want_ctx x = { .c = &w->c, .err = err };
+	const char **keys = calloc(w->c.n_want ? w->c.n_want : 1, sizeof(*keys));
+	int ret;
+
+	if (keys == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < w->c.n_want; i++)
+		keys[i] = w->c.want[i]->key;
+	ret = fg_etcd_get_many(w->etcd, keys, w->c.n_want, fg_want_fill, &x, err);
+	free(keys);
+	w->c.n_want = 0;
+	return ret;
 }
 
 /* The cached key, read from the store on first use. NULL: error in err. */
@@ -197,29 +311,33 @@ fg_get(struct fg_store_writer *w, enum fg_store_kind kind, uint64_t id, struct f
 
 	fg_store_key(key, w->prefix, kind, id);
 	kv = fg_cache_find(&w->c, key);
-	if (kv != NULL)
-		return kv;
-	kv = fg_cache_add(&w->c, key);
 	if (kv == NULL) {
-		fg_err_set(err, ENOMEM, "out of memory (or more than %zu keys) in one write", w->c.cap);
-		return NULL;
-	}
-	if (w->c.whole)
-		return kv;              /* listed: absent */
-	ret = fg_etcd_get(w->etcd, key, &ekv, NULL, err);
-	if (ret < 0)
-		return NULL;
-	kv->read = true;
-	if (ret == 1) {
-		json_error_t je;
-
-		kv->present = true;
-		kv->mod = ekv.mod_revision;
-		kv->val = json_loadb(ekv.value, ekv.value_len, 0, &je);
-		if (kv->val == NULL) {
-			fg_err_set(err, EPROTO, "store key %s does not hold JSON: %s", key, je.text);
+		kv = fg_cache_add(&w->c, key);
+		if (kv == NULL) {
+			fg_err_set(err, ENOMEM, "out of memory for the keys of one write");
 			return NULL;
 		}
+		if (w->c.collect) {
+			/* Read with the round's other misses (fg_read_wanted). */
+			if (fg_grow(&w->c.want, &w->c.cap_want, w->c.n_want + 1, sizeof(*w->c.want)) < 0) {
+				fg_err_set(err, ENOMEM, "out of memory for the keys of one write");
+				return NULL;
+			}
+			kv->pending = true;
+			kv->gen = w->c.gen;
+			w->c.want[w->c.n_want++] = kv;
+		} else if (!w->c.whole) {      /* listed: absent */
+			ret = fg_etcd_get(w->etcd, key, &ekv, NULL, err);
+			if (ret < 0)
+				return NULL;
+			kv->gen = w->c.gen;
+			if (ret == 1 && fg_cache_fill(kv, &ekv, err) < 0)
+				return NULL;
+		}
+	}
+	if (fg_cache_use(&w->c, kv) < 0) {
+		fg_err_set(err, ENOMEM, "out of memory for the keys of one write");
+		return NULL;
 	}
 	return kv;
 }
@@ -600,54 +718,91 @@ fg_list_into_cache(void *ctx, const struct fg_etcd_kv *ekv)
 		return -ENOMEM;
 	kv->present = true;
 	kv->mod = ekv->mod_revision;
-	kv->val = json_loadb(ekv->value, ekv->value_len, 0, NULL);
-	return kv->val == NULL ? -EPROTO : 0;
+	kv->sval = json_loadb(ekv->value, ekv->value_len, 0, NULL);
+	kv->val = json_incref(kv->sval);
+	return kv->sval == NULL ? -EPROTO : 0;
+}
+
+/* After a written transaction at revision rev: what it wrote is what the
+ * store holds. */
+static void
+fg_cache_commit(struct fg_cache *c, int64_t rev)
+{
+	for (size_t i = 0; i < c->n_u; i++) {
+		struct fg_kv *kv = c->u[i];
+
+		if (!kv->dirty || (kv->val == NULL && !kv->present))
+			continue;
+		json_decref(kv->sval);
+		kv->sval = json_incref(kv->val);
+		kv->present = kv->val != NULL;
+		kv->mod = rev;
+	}
 }
 
 /* One attempt: 1 written, 0 the store changed in between (retry), -errno. */
 static int
 fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
-       int64_t *revision, size_t *failed, struct fg_err *err)
+       bool first, int64_t *revision, size_t *failed, struct fg_err *err)
 {
 	char seq_key[FG_STORE_KEY_MAX], end[FG_STORE_KEY_MAX], *seq_val = NULL;
 	struct fg_etcd_cmp *cmp = NULL;
 	struct fg_etcd_op *wops = NULL;
 	char **vals = NULL;
-	size_t n_cmp = 0, n_ops = 0;
+	size_t n_cmp = 0, n_ops = 0, n_u;
 	bool ok = false;
 	int ret;
 
-	fg_cache_free(&w->c);
 	fg_store_key(seq_key, w->prefix, FG_SK_SEQ, 0);
+	if (whole || w->c.n > FG_CACHE_MAX)
+		fg_cache_free(&w->c);
+	fg_cache_begin(&w->c, first);
 	if (whole) {
-		int64_t count = 0, rev = 0;
-
-		ret = fg_etcd_count(w->etcd, w->prefix, (fg_etcd_prefix_end(w->prefix, end), end), 0,
-				    &count, &rev, err);
-		if (ret < 0)
-			return ret;
-		if (fg_cache_init(&w->c, (size_t)count + n * 24 + 64) < 0)
-			return fg_err_set(err, ENOMEM, "out of memory for %" PRId64 " store keys", count);
-		ret = fg_etcd_range(w->etcd, w->prefix, end, 0, 0, fg_list_into_cache, w, NULL, err);
+		ret = fg_etcd_range(w->etcd, w->prefix, (fg_etcd_prefix_end(w->prefix, end), end),
+				    0, 0, fg_list_into_cache, w, NULL, err);
 		if (ret < 0)
 			return ret == -ENOMEM || ret == -EPROTO
 				? fg_err_set(err, -ret, "store prefix %s: a key does not hold JSON, or out of memory", w->prefix)
 				: ret;
 		w->c.whole = true;
-	} else if (fg_cache_init(&w->c, n * 24 + 64) < 0) {
-		return fg_err_set(err, ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < n; i++) {
-		ret = fg_do_op(w, &ops[i], err);
-		if (ret < 0) {
+	/* Rounds: the ops run on the cache, and the keys it misses are read
+	 * together after the round (absent during it); then the ops run
+	 * again, until a round misses nothing. A few rounds, as a key read
+	 * leads to others (a device's old sinks); past FG_ROUNDS a miss is
+	 * read on the spot. */
+	for (int round = 0;; round++) {
+		size_t bad = SIZE_MAX;
+
+		w->c.collect = !whole && round < FG_ROUNDS;
+		w->c.n_want = 0;
+		for (size_t i = 0; i < n; i++) {
+			ret = fg_do_op(w, &ops[i], err);
+			if (ret < 0 && w->c.n_want == 0) {
+				bad = i;        /* judged on keys read: stands */
+				break;
+			}
+			/* else judged on a pending key: go on, to find more */
+		}
+		w->c.collect = false;
+		if (w->c.n_want == 0 && bad != SIZE_MAX) {
+			if (w->c.stale_used)
+				return 0;       /* judged on cached keys: again on fresh reads */
 			if (failed != NULL)
-				*failed = i;
+				*failed = bad;
 			return ret;
 		}
+		if (w->c.n_want == 0)
+			break;
+		ret = fg_read_wanted(w, err);
+		if (ret < 0)
+			return ret;
+		fg_cache_begin(&w->c, false);
 	}
-	cmp = calloc(w->c.n + 1, sizeof(*cmp));
-	wops = calloc(w->c.n + 1, sizeof(*wops));
-	vals = calloc(w->c.n + 1, sizeof(*vals));
+	n_u = w->c.n_u;
+	cmp = calloc(n_u + 1, sizeof(*cmp));
+	wops = calloc(n_u + 1, sizeof(*wops));
+	vals = calloc(n_u + 1, sizeof(*vals));
 	if (cmp == NULL || wops == NULL || vals == NULL) {
 		ret = fg_err_set(err, ENOMEM, "out of memory");
 		goto out;
@@ -660,10 +815,10 @@ fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
 				 : (struct fg_etcd_cmp){ .key = seq_key, .target = FG_ETCD_VERSION,
 							 .result = FG_ETCD_EQUAL, .number = 0 };
 	}
-	for (size_t i = 0; i < w->c.n; i++) {
-		struct fg_kv *kv = w->c.e[i];
+	for (size_t i = 0; i < n_u; i++) {
+		struct fg_kv *kv = w->c.u[i];
 
-		if (!whole && kv->read && strcmp(kv->key, seq_key) != 0)
+		if (!whole && strcmp(kv->key, seq_key) != 0)
 			cmp[n_cmp++] = kv->present
 				? (struct fg_etcd_cmp){ .key = kv->key, .target = FG_ETCD_MOD,
 							.result = FG_ETCD_EQUAL, .number = kv->mod }
@@ -686,6 +841,10 @@ fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
 	if (n_ops == 0) {               /* nothing changes (a resume of an active tenant) */
 		int64_t rev = 0, last = 0;
 
+		if (w->c.stale_used) {
+			ret = 0;        /* judged on cached keys: again on fresh reads */
+			goto out;
+		}
 		ret = fg_store_status(w, &rev, &last, err);
 		if (ret == 0 && revision != NULL)
 			*revision = rev;
@@ -698,12 +857,21 @@ fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
 		goto out;
 	}
 	wops[n_ops++] = (struct fg_etcd_op){ .type = FG_ETCD_PUT, .key = seq_key, .value = seq_val };
-	ret = fg_etcd_txn(w->etcd, cmp, n_cmp, wops, n_ops, NULL, 0, &ok, revision, err);
+	{
+		int64_t rev = 0;
+
+		ret = fg_etcd_txn(w->etcd, cmp, n_cmp, wops, n_ops, NULL, 0, &ok, &rev, err);
+		if (ret == 0 && ok) {
+			fg_cache_commit(&w->c, rev);
+			if (revision != NULL)
+				*revision = rev;
+		}
+	}
 	if (ret == 0)
 		ret = ok ? 1 : 0;
 out:
 	if (vals != NULL)
-		for (size_t i = 0; i < w->c.n + 1; i++)
+		for (size_t i = 0; i < n_u + 1; i++)
 			free(vals[i]);
 	free(vals);
 	free(cmp);
@@ -728,18 +896,25 @@ fg_store_apply(struct fg_store_writer *w, const char *const *lines, const size_t
 			*failed = i;
 	}
 	for (int attempt = 0; ret == 0; attempt++) {
-		ret = fg_try(w, ops, n, whole_prefix, revision, failed, err);
+		ret = fg_try(w, ops, n, whole_prefix, attempt == 0, revision, failed, err);
 		if (ret == 1) {
 			ret = 0;
 			break;
 		}
+		if (ret == 0)
+			fg_cache_free(&w->c);   /* read everything again */
 		if (ret == 0 && attempt + 1 == FG_STORE_RETRIES) {
 			ret = fg_err_set(err, EAGAIN, "the store kept changing under the write: %d attempts, none applied",
 					 FG_STORE_RETRIES);
 			break;
 		}
 	}
-	fg_cache_free(&w->c);
+	/* A listing of the whole prefix is not kept; nor is anything after an
+	 * error, when a transaction may or may not have landed. */
+	if (ret < 0 || whole_prefix)
+		fg_cache_free(&w->c);
+	else
+		fg_cache_begin(&w->c, false);
 	free(ops);
 	return ret;
 }

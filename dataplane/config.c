@@ -363,7 +363,8 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	static const char *const keys[] = { "frame_port", "ttl", "control_socket",
 					    "journal_dir", "tables", "ports", "mbufs",
 					    "control_group", "read_group", "compact_bytes",
-					    "shield", "store", "audit_log", "metrics", NULL };
+					    "shield", "store", "audit_log", "metrics",
+					    "idle_sleep_us", NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -400,6 +401,10 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	if (fg_uint_setting(root, "mbufs", "", 1023, 1 << 24, &v, err))
 		goto out;
 	c->mbufs = (uint32_t)v;
+	v = c->idle_sleep_us;
+	if (fg_uint_setting(root, "idle_sleep_us", "", 0, 100000, &v, err))
+		goto out;
+	c->idle_sleep_us = (uint32_t)v;
 	if (fg_string_setting(root, "control_socket", "", c->control_socket,
 			      sizeof(c->control_socket), err) ||
 	    fg_string_setting(root, "journal_dir", "", c->journal_dir,

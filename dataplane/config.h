@@ -11,6 +11,7 @@
  *     "compact_bytes": 268435456,
  *     "audit_log": "/var/log/framegate/audit.jsonl",
  *     "mbufs": 16383,
+ *     "idle_sleep_us": 0,
  *     "tables": {"max_tenants": 65536, "max_sinks": 65536, "max_devices": 1048576},
  *     "ports": [
  *       {"port": 0, "role": "both", "next_hop_mac": "02:00:00:00:00:01",
@@ -67,6 +68,9 @@ struct fg_config {
 	char audit_log[256];              /* control/audit.h; "": no audit log */
 	uint32_t max_tenants, max_sinks, max_devices;
 	uint32_t mbufs;                   /* per pool: received, headers, clones */
+	/* One lcore only: a pass that received nothing sleeps this long
+	 * before the next (0: polls without pause). */
+	uint32_t idle_sleep_us;
 	unsigned int n_ports;
 	struct fg_port_config ports[FG_CONFIG_MAX_PORTS];
 	/* The XDP shield (ebpf/): its maps, kept by the control plane, pinned

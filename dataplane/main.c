@@ -599,18 +599,28 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 		 * socket, offline for the tables meanwhile (a grace period must
 		 * not wait for the thread that is waiting for it). */
 		fprintf(stderr, "framegate: no worker lcore; the main lcore forwards and serves the control socket (give -l two lcores to keep them apart)\n");
+		bool idle = false;
+
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {
 			/* Until traffic pauses, or at most 32768 packets (the
-			 * count is cumulative): the socket waits no longer. */
-			fg_worker_drain(r.workers[0],
-					fg_ctr_read(&r.workers[0]->ctr->rx_packets) + 32768, 4096);
+			 * count is cumulative): the socket waits no longer.
+			 * Idle (idle_sleep_us), a few polls tell whether
+			 * traffic is back. */
+			uint64_t rx = fg_ctr_read(&r.workers[0]->ctr->rx_packets);
+
+			fg_worker_drain(r.workers[0], rx + 32768, idle ? 32 : 4096);
 			fg_tables_reader_offline(t, r.workers[0]->id);
 			fg_server_poll(server, 0);
 			if (follower != NULL)
 				fg_follower_poll(follower);
 			fg_observers_tick(server, ctl_state, metrics, follower);
+			/* Nothing came: give the CPU back for a while (idle_sleep_us). */
+			idle = cfg->idle_sleep_us > 0 &&
+			       fg_ctr_read(&r.workers[0]->ctr->rx_packets) == rx;
+			if (idle)
+				usleep(cfg->idle_sleep_us);
 			fg_tables_reader_online(t, r.workers[0]->id);
 			fg_audit_watch(&watch, audit, &r);
 		}

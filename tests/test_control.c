@@ -727,3 +727,41 @@ Test(control, pipelined_changes_commit_in_groups_each_with_its_own_answer)
 	free(before);
 	free(after);
 }
+
+/* idle_sleep_us: a one-lcore router that sleeps between passes that got
+ * nothing still takes every frame (the same counts as the suite's router,
+ * which polls without pause) and still answers its socket. */
+Test(control, a_router_that_sleeps_when_idle_takes_every_frame_and_serves)
+{
+	struct fg_router_proc idle;
+	json_t *a, *b, *r;
+	char *sa, *sb;
+
+	cr_assert(fg_rp_start(&rp, NULL));
+	a = call(json_pack("{s:s}", "cmd", "stats"));
+	fg_rp_init_with(&idle, "\"idle_sleep_us\": 2000, ");
+	cr_assert(fg_rp_start(&idle, NULL), "the router with idle_sleep_us did not start");
+	for (int i = 0; i < 3; i++) {   /* several passes, each sleeping */
+		r = fg_ctl_once(idle.sock, json_pack("{s:s, s:{s:s, s:i}}", "cmd", "apply", "op",
+						      "op", "tenant", "tenant", 900 + i));
+		cr_assert(json_is_true(json_object_get(r, "ok")), "apply on the sleeping router failed");
+		json_decref(r);
+	}
+	b = fg_ctl_once(idle.sock, json_pack("{s:s}", "cmd", "stats"));
+	cr_assert_not_null(b);
+	cr_assert_gt(json_integer_value(json_object_get(a, "rx_packets")), 0,
+		     "the suite's router received nothing: nothing to compare");
+	sa = json_dumps(json_object_get(a, "drops"), JSON_SORT_KEYS);
+	sb = json_dumps(json_object_get(b, "drops"), JSON_SORT_KEYS);
+	cr_expect_eq(json_integer_value(json_object_get(b, "rx_packets")),
+		     json_integer_value(json_object_get(a, "rx_packets")),
+		     "received %lld frames while sleeping when idle, %lld without",
+		     (long long)json_integer_value(json_object_get(b, "rx_packets")),
+		     (long long)json_integer_value(json_object_get(a, "rx_packets")));
+	cr_expect_str_eq(sb, sa, "other verdicts while sleeping when idle");
+	free(sa);
+	free(sb);
+	json_decref(a);
+	json_decref(b);
+	fg_rp_fini(&idle);
+}

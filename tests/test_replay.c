@@ -191,6 +191,9 @@ static const struct bad_start bad_starts[] = {
 	{ "{\"ports\": [{\"port\": 0, \"colour\": 1}]}\n",
 	  "replay --config D/bad --mappings V/mappings.jsonl --in V/packets.pcap --out D/o.pcap",
 	  "unknown setting \"colour\"" },
+	{ "{\"idle_sleep_us\": 200000, \"ports\": [{\"port\": 0}]}\n",
+	  "replay --config D/bad --mappings V/mappings.jsonl --in V/packets.pcap --out D/o.pcap",
+	  "bad: idle_sleep_us: must be an integer from 0 to 100000" },
 	{ NULL, "replay --config D/nope.json --mappings V/mappings.jsonl --in V/packets.pcap --out D/o.pcap",
 	  "nope.json: No such file or directory" },
 };

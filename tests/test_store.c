@@ -850,3 +850,133 @@ Test(store, bad_input_is_refused_by_name_and_changes_nothing, .fini = teardown, 
 	cr_expect(!fg_rp_start(r, NULL), "a router with stale_policy \"ajar\" started");
 	fg_store_writer_close(w);
 }
+
+/* ---- a writer's cache ------------------------------------------------------------ */
+
+/* One op through writer w: 0, or -errno with the message in msg. */
+static int
+one(struct fg_store_writer *w, char *msg, size_t cap, const char *fmt, ...)
+{
+	char line[512];
+	const char *lines[1] = { line };
+	size_t lens[1];
+	struct fg_err err = { 0 };
+	int64_t rev = 0;
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	lens[0] = (size_t)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ret = fg_store_apply(w, lines, lens, 1, false, &rev, NULL, &err);
+	if (msg != NULL)
+		snprintf(msg, cap, "%s", ret < 0 ? err.msg : "");
+	return ret;
+}
+
+/* A counter field of a use/ key, as the store holds it (-1: key absent). */
+static json_int_t
+use_count(struct fg_etcd *raw, const char *which, uint32_t id, const char *field)
+{
+	char key[128];
+	struct fg_etcd_kv kv;
+	struct fg_err err = { 0 };
+	json_t *o;
+	json_int_t n;
+	int ret;
+
+	snprintf(key, sizeof(key), PREFIX "use/%s/%u", which, id);
+	ret = fg_etcd_get(raw, key, &kv, NULL, &err);
+	cr_assert_geq(ret, 0, "get %s: %s", key, err.msg);
+	if (ret == 0)
+		return -1;
+	o = json_loadb(kv.value, kv.value_len, 0, NULL);
+	cr_assert_not_null(o, "%s does not hold JSON", key);
+	n = json_integer_value(json_object_get(o, field));
+	json_decref(o);
+	return n;
+}
+
+static bool
+store_has(struct fg_etcd *raw, const char *key)
+{
+	struct fg_etcd_kv kv;
+	struct fg_err err = { 0 };
+	int ret = fg_etcd_get(raw, key, &kv, NULL, &err);
+
+	cr_assert_geq(ret, 0, "get %s: %s", key, err.msg);
+	return ret == 1;
+}
+
+/* A writer keeps the keys it read between writes (one request per write
+ * after the first). Another writer changes those keys behind its back: the
+ * first writer's next write must be judged on the store's values, not on
+ * its cache, whether it writes, refuses or finds nothing to change, and the
+ * use counts must stay exact. */
+Test(store, a_writer_never_decides_on_a_stale_cache, .fini = teardown, .timeout = 120)
+{
+	struct fg_err err = { 0 };
+	struct fg_store_writer *a, *b;
+	struct fg_etcd_opts eo = { 0 };
+	struct fg_etcd *raw;
+	char msg[512];
+
+	lab_up(1);
+	a = fg_store_writer_open(fg_etcd_lab_endpoints(lab), PREFIX, 2000, &err);
+	cr_assert_not_null(a, "%s", err.msg);
+	b = fg_store_writer_open(fg_etcd_lab_endpoints(lab), PREFIX, 2000, &err);
+	cr_assert_not_null(b, "%s", err.msg);
+	eo.endpoints = fg_etcd_lab_endpoints(lab);
+	raw = fg_etcd_open(&eo, &err);
+	cr_assert_not_null(raw, "%s", err.msg);
+
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":1}"), 0, "%s", msg);
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":2}"), 0, "%s", msg);
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"10.0.0.1\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"10.0.0.2\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
+
+	/* 1. A refusal on a stale value would be wrong: a holds device 5 as
+	 * tenant 1's, b moves it to tenant 2, a deletes it as tenant 2's. */
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":1,\"device\":\"0x5\",\"epoch\":1,\"sinks\":[10]}"), 0, "%s", msg);
+	cr_assert_eq(one(b, msg, sizeof(msg), "{\"op\":\"move\",\"device\":\"0x5\",\"from\":1,\"to\":2,\"epoch\":2,\"sinks\":[20]}"), 0, "%s", msg);
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"del_device\",\"tenant\":2,\"device\":\"0x5\"}"), 0,
+		     "a refused on its cache (the device was moved by another writer): %s", msg);
+	cr_expect_not(store_has(raw, PREFIX "device/0000000000000005"), "device 5 is still in the store");
+	cr_expect_eq(use_count(raw, "tenant", 1, "devices"), 0);
+	cr_expect_eq(use_count(raw, "tenant", 2, "devices"), 0);
+	cr_expect_eq(use_count(raw, "sink", 10, "devices"), 0);
+	cr_expect_eq(use_count(raw, "sink", 20, "devices"), 0);
+
+	/* 2. A write on a stale value must fail its compare and run again: a
+	 * adds device 6, b deletes it, a sets it again (an update on the
+	 * cache, an add in the store). */
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":1,\"device\":\"0x6\",\"epoch\":1,\"sinks\":[10]}"), 0, "%s", msg);
+	cr_assert_eq(one(b, msg, sizeof(msg), "{\"op\":\"del_device\",\"tenant\":1,\"device\":\"0x6\"}"), 0, "%s", msg);
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":1,\"device\":\"0x6\",\"epoch\":3,\"sinks\":[10]}"), 0, "%s", msg);
+	cr_expect(store_has(raw, PREFIX "device/0000000000000006"), "device 6 is not in the store");
+	cr_expect_eq(use_count(raw, "tenant", 1, "devices"), 1, "tenant 1's device count is not 1");
+	cr_expect_eq(use_count(raw, "sink", 10, "devices"), 1, "sink 10's device count is not 1");
+
+	/* 3. "Nothing to change" on a stale value would lose the write: a
+	 * resumes tenant 1 (not suspended), b suspends it, a resumes it. */
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"resume\",\"tenant\":1}"), 0, "%s", msg);
+	cr_assert_eq(one(b, msg, sizeof(msg), "{\"op\":\"suspend\",\"tenant\":1}"), 0, "%s", msg);
+	cr_assert(store_has(raw, PREFIX "suspended/1"));
+	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"resume\",\"tenant\":1}"), 0, "%s", msg);
+	cr_expect_not(store_has(raw, PREFIX "suspended/1"),
+		      "a's resume was taken for a no-op on its cache: tenant 1 is still suspended");
+
+	/* 4. A refusal on fresh values stands, named, and changes nothing: b
+	 * raises device 6's epoch (a's cache is stale again), and a's delete
+	 * of it as tenant 2's is refused: it is tenant 1's. */
+	cr_assert_eq(one(b, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":1,\"device\":\"0x6\",\"epoch\":4,\"sinks\":[10]}"), 0, "%s", msg);
+	cr_expect_eq(one(a, msg, sizeof(msg), "{\"op\":\"del_device\",\"tenant\":2,\"device\":\"0x6\"}"), -ENOENT, "%s", msg);
+	cr_expect(strstr(msg, "device 0x0000000000000006 is not held by tenant 2") != NULL, "%s", msg);
+	cr_expect(store_has(raw, PREFIX "device/0000000000000006"));
+	cr_expect_eq(use_count(raw, "tenant", 1, "devices"), 1);
+	cr_expect_eq(use_count(raw, "sink", 10, "devices"), 1);
+
+	fg_etcd_close(raw);
+	fg_store_writer_close(a);
+	fg_store_writer_close(b);
+}

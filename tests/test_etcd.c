@@ -841,3 +841,81 @@ Test(etcd, lab_leaves_nothing_behind_when_its_process_ends)
 	cr_assert_neq(stat(dir, &st), 0, "%s is left behind", dir);
 	cr_assert_eq(stat(fg_etcd_lab_dir(lab), &st), 0);
 }
+
+/* fg_etcd_get_many: 300 keys (three requests of at most 128), every other
+ * one present; each key is answered once, in order, with its own value and
+ * mod_revision, and an absent key as NULL. */
+struct many_seen {
+	unsigned int calls;
+	int64_t rev[300];
+	bool present[300], in_order;
+	char value[300][32];
+};
+
+static int
+many_cb(void *ctx, size_t i, const struct fg_etcd_kv *kv)
+{
+	struct many_seen *s = ctx;
+
+	if (i != s->calls)
+		s->in_order = false;
+	s->calls++;
+	if (i >= 300)
+		return -EINVAL;
+	s->present[i] = kv != NULL;
+	if (kv != NULL) {
+		s->rev[i] = kv->mod_revision;
+		snprintf(s->value[i], sizeof(s->value[i]), "%.*s", (int)kv->value_len, kv->value);
+	}
+	return 0;
+}
+
+static int
+many_stop_cb(void *ctx, size_t i, const struct fg_etcd_kv *kv)
+{
+	(void)kv;
+	*(size_t *)ctx = i;
+	return i == 5 ? -ECANCELED : 0;
+}
+
+Test(etcd, get_many_reads_every_key_in_few_requests)
+{
+	static struct many_seen seen = { .in_order = true };
+	static char keys[300][32];
+	const char *kp[300];
+	int64_t revs[300] = { 0 };
+	struct fg_err err = { 0, "" };
+	struct fg_etcd *e;
+	size_t stopped_at = 0;
+
+	lab_up(NULL);
+	e = handle(fg_etcd_lab_endpoints(lab), 5000);
+	for (unsigned int i = 0; i < 300; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "/many/%03u", i);
+		kp[i] = keys[i];
+		if (i % 2 == 0) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "value-%u", i);
+			revs[i] = put(e, keys[i], v);
+		}
+	}
+	cr_assert_eq(fg_etcd_get_many(e, kp, 300, many_cb, &seen, &err), 0, "%s", err.msg);
+	cr_expect_eq(seen.calls, 300, "%u answers to 300 keys", seen.calls);
+	cr_expect(seen.in_order, "the answers came out of order");
+	for (unsigned int i = 0; i < 300; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "value-%u", i);
+		cr_expect_eq(seen.present[i], i % 2 == 0, "key %s: present %d", keys[i], seen.present[i]);
+		if (i % 2 == 0) {
+			cr_expect_str_eq(seen.value[i], want, "key %s", keys[i]);
+			cr_expect_eq(seen.rev[i], revs[i], "key %s: mod_revision", keys[i]);
+		}
+	}
+	/* The callback's error stops the reads and is passed on. */
+	cr_expect_eq(fg_etcd_get_many(e, kp, 300, many_stop_cb, &stopped_at, &err), -ECANCELED);
+	cr_expect_eq(stopped_at, 5, "went on after the callback's error (at %zu)", stopped_at);
+	/* Nothing to read: no request, no call. */
+	cr_expect_eq(fg_etcd_get_many(e, kp, 0, many_cb, &seen, &err), 0);
+}

@@ -32,6 +32,9 @@ check '--mappings: "12x" is not a number' --mappings 12x
 check '--only: "both" is neither convergence nor resync' --only both
 check '--load: "fast" is neither direct nor writer' --load fast
 check '--router-nice: "20" is not a number from 0 to 19' --router-nice 20
+check '--group-max: "0" is not a number from 1 to 1000' --group-max 0
+check '--low-writers: "65" is not a number from 1 to 64' --low-writers 65
+check '--idle-sleep-us: "soon" is not a number' --idle-sleep-us soon
 check 'unexpected argument "extra"' extra
 if "$bin" --help | grep -q -- '--only WHAT'; then
   passed=$((passed + 1))

@@ -96,17 +96,21 @@ setup(void)
 		"{\"op\":\"device\",\"tenant\":7,\"device\":\"0xa1\",\"epoch\":1,\"sinks\":[70]}\n"
 		"{\"op\":\"device\",\"tenant\":9,\"device\":\"0xb1\",\"epoch\":1,\"sinks\":[90]}\n");
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/config.json", dir);
-	f = fopen(path, "w");
-	cr_assert_not_null(f);
-	fprintf(f,
-		"{\"tables\": {\"max_tenants\": 64, \"max_sinks\": 64, \"max_devices\": 1024},\n"
-		" \"journal_dir\": \"%s/journal\", \"control_socket\": \"%s/ctl.sock\",\n"
-		" \"ports\": [\n"
-		"  {\"port\": 0, \"role\": \"ingress\"},\n"
-		"  {\"port\": 1, \"role\": \"egress\", \"next_hop_mac\": \"%s\", \"ipv4\": \"198.18.2.1\"}\n"
-		" ]}\n", dir, dir, mac_vv);
-	fclose(f);
+	/* config.json, and the same with idle_sleep_us (config_idle.json). */
+	for (int idle = 0; idle < 2; idle++) {
+		snprintf(path, sizeof(path), "%s/config%s.json", dir, idle ? "_idle" : "");
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fprintf(f,
+			"{\"tables\": {\"max_tenants\": 64, \"max_sinks\": 64, \"max_devices\": 1024},\n"
+			" \"journal_dir\": \"%s/journal\", \"control_socket\": \"%s/ctl.sock\",\n"
+			"%s"
+			" \"ports\": [\n"
+			"  {\"port\": 0, \"role\": \"ingress\"},\n"
+			"  {\"port\": 1, \"role\": \"egress\", \"next_hop_mac\": \"%s\", \"ipv4\": \"198.18.2.1\"}\n"
+			" ]}\n", dir, dir, idle ? " \"idle_sleep_us\": 1000,\n" : "", mac_vv);
+		fclose(f);
+	}
 }
 
 TestSuite(netns, .init = setup, .fini = cleanup, .timeout = 120);
@@ -147,7 +151,11 @@ camera(void)
 	_exit(0);
 }
 
-Test(netns, each_viewer_gets_exactly_its_tenants_frames)
+/* The camera sends a frame every 200 us through a veth pair; each viewer
+ * must get exactly its tenant's frames, all of them. config: the router's
+ * configuration file in dir. */
+static void
+viewers_get_their_frames(const char *config)
 {
 	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -161,8 +169,8 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 		 "--no-huge -m 512 --no-pci --no-shconf --file-prefix=fgns%d --no-telemetry -l 0"
 		 " --log-level=*:error --vdev net_af_packet0,iface=%s,framecnt=4096 --vdev net_af_packet1,iface=%s,framecnt=4096",
 		 (int)getpid(), lab.rc, lab.rv);
-	snprintf(cmd, sizeof(cmd), "%s --config %s/config.json --mappings %s/mappings.jsonl"
-		 " --stats %s/stats.json --duration 60", FG_FRAMEGATE, dir, dir, dir);
+	snprintf(cmd, sizeof(cmd), "%s --config %s/%s --mappings %s/mappings.jsonl"
+		 " --stats %s/stats.json --duration 60", FG_FRAMEGATE, dir, config, dir, dir);
 
 	/* The router, its stderr and stdout on a pipe. */
 	cr_assert_eq(pipe(out), 0);
@@ -238,6 +246,19 @@ Test(netns, each_viewer_gets_exactly_its_tenants_frames)
 	snprintf(line, sizeof(line), "\"forwarded_packets\": %d", 2 * N_PER_TENANT);
 	cr_expect(strstr(buf, line) != NULL, "stats: %s", buf);
 	munmap(sh, sizeof(*sh));
+}
+
+Test(netns, each_viewer_gets_exactly_its_tenants_frames)
+{
+	viewers_get_their_frames("config.json");
+}
+
+/* idle_sleep_us 1000: the router sleeps a millisecond whenever a pass got
+ * nothing, so the frames that come 200 us apart wait in the port's ring
+ * and are taken when it wakes: still every one, and only to its tenant. */
+Test(netns, a_router_that_sleeps_when_idle_still_forwards_every_frame)
+{
+	viewers_get_their_frames("config_idle.json");
 }
 
 /* ---- ack means enforced ------------------------------------------------------ */

@@ -625,6 +625,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			fg_audit_watch(&watch, audit, &r);
 		}
 	} else {
+		if (cfg->idle_sleep_us > 0)
+			fprintf(stderr, "framegate: idle_sleep_us is for a router on one lcore; its workers poll without pause\n");
 		while (!fg_signalled &&
 		       (o->duration <= 0 ||
 			(rte_get_timer_cycles() - t0) < o->duration * rte_get_timer_hz())) {

@@ -32,6 +32,8 @@
 #include <sodium.h>
 
 #include "etcd.h"
+#include "etcd_grpc.h"
+#include "etcd_kv.pb-c.h"
 
 #define ETCD_DEFAULT_TIMEOUT_MS 5000u
 #define ETCD_DEFAULT_CONNECT_MS 1000u
@@ -46,6 +48,7 @@ struct etcd_buf {
 
 struct fg_etcd {
 	char **eps;                 /* base URLs, without a trailing '/' */
+	struct etcd_grpc *grpc;     /* transactions over gRPC, or NULL */
 	size_t n_eps, cur;          /* cur: the endpoint that answered last */
 	unsigned int timeout_ms, connect_ms;
 	CURL *easy;
@@ -327,6 +330,8 @@ fg_etcd_open(const struct fg_etcd_opts *o, struct fg_err *err)
 		fg_err_set(err, ENOMEM, "cannot set up libcurl");
 		goto fail;
 	}
+	if (o->grpc && (e->grpc = etcd_grpc_open(e->eps, e->n_eps, err)) == NULL)
+		goto fail;
 	return e;
 fail:
 	fg_etcd_close(e);
@@ -339,6 +344,7 @@ fg_etcd_close(struct fg_etcd *e)
 	if (e == NULL)
 		return;
 	fg_etcd_watch_stop(e);
+	etcd_grpc_close(e->grpc);
 	if (e->multi != NULL)
 		curl_multi_cleanup(e->multi);
 	if (e->easy != NULL)
@@ -728,12 +734,328 @@ fg_etcd_get(struct fg_etcd *e, const char *key, struct fg_etcd_kv *kv,
 	return 1;
 }
 
+/* ---- the same over gRPC (transactions only) ---- */
+
+/*
+ * One packed request to method, tried on each endpoint once around the list
+ * from the one that answered last, like etcd_call(). 0 and *reply (malloc'd)
+ * or -errno with err set. A status that says the member cannot answer
+ * (unavailable, deadline, no leader) moves on; any other is the answer.
+ */
+static int
+etcd_grpc_call(struct fg_etcd *e, const char *method, const uint8_t *req, size_t len,
+	       uint8_t **reply, size_t *reply_len, struct fg_err *err)
+{
+	struct fg_err last = { 0, "" };
+
+	for (size_t i = 0; i < e->n_eps; i++) {
+		size_t ep = (e->cur + i) % e->n_eps;
+		char msg[200];
+		int st = etcd_grpc_unary(e->grpc, ep, method, req, len, e->timeout_ms,
+					 reply, reply_len, msg, sizeof(msg));
+		enum etcd_outcome k;
+		int code;
+
+		if (st == 0) {
+			e->cur = ep;
+			return 0;
+		}
+		if (st == ETCD_GRPC_UNAVAILABLE || st == ETCD_GRPC_DEADLINE_EXCEEDED) {
+			code = st == ETCD_GRPC_UNAVAILABLE ? ECONNREFUSED : ETIMEDOUT;
+			k = strstr(msg, "too large") != NULL || strstr(msg, "larger than max") != NULL
+				? (code = E2BIG, ETCD_FAIL) : ETCD_NEXT;
+			/* etcd's own "no leader" and the like come as unavailable too */
+			if (k == ETCD_NEXT && (strstr(msg, "leader") != NULL))
+				code = EIO;
+		} else {
+			k = etcd_error_kind(0, msg, &code);
+		}
+		fg_err_set(&last, code, "etcd %s (gRPC) %s: status %d: %.120s",
+			   e->eps[ep], method, st, msg);
+		if (k == ETCD_FAIL) {
+			e->cur = ep;
+			if (err != NULL)
+				*err = last;
+			return -code;
+		}
+	}
+	if (err != NULL) {
+		*err = last;
+		if (e->n_eps > 1)
+			fg_err_prefix(err, "no etcd endpoint of %zu answered; last: ", e->n_eps);
+	}
+	return -last.code;
+}
+
+/* Requests of a gRPC txn: ops in out (the protobuf-c structs point into the
+ * caller's strings; nothing is copied). */
+struct grpc_ops {
+	Etcdserverpb__RequestOp *op, **opp;
+	Etcdserverpb__PutRequest *put;
+	Etcdserverpb__DeleteRangeRequest *del;
+	Etcdserverpb__RangeRequest *range;
+};
+
+static int
+grpc_ops_alloc(struct grpc_ops *g, size_t n)
+{
+	memset(g, 0, sizeof(*g));
+	n = n ? n : 1;
+	g->op = calloc(n, sizeof(*g->op));
+	g->opp = calloc(n, sizeof(*g->opp));
+	g->put = calloc(n, sizeof(*g->put));
+	g->del = calloc(n, sizeof(*g->del));
+	g->range = calloc(n, sizeof(*g->range));
+	return g->op && g->opp && g->put && g->del && g->range ? 0 : -ENOMEM;
+}
+
+static void
+grpc_ops_free(struct grpc_ops *g)
+{
+	free(g->op);
+	free(g->opp);
+	free(g->put);
+	free(g->del);
+	free(g->range);
+}
+
+static ProtobufCBinaryData
+pb_bytes(const char *s)
+{
+	return (ProtobufCBinaryData){ .len = strlen(s), .data = (uint8_t *)s };
+}
+
+static void
+grpc_ops_fill(struct grpc_ops *g, const struct fg_etcd_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
+
+		g->op[i] = op;
+		if (ops[i].type == FG_ETCD_PUT) {
+			Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+
+			g->put[i] = p;
+			g->put[i].key = pb_bytes(ops[i].key);
+			g->put[i].value = pb_bytes(ops[i].value ? ops[i].value : "");
+			g->op[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+			g->op[i].request_put = &g->put[i];
+		} else {
+			Etcdserverpb__DeleteRangeRequest d = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+
+			g->del[i] = d;
+			g->del[i].key = pb_bytes(ops[i].key);
+			g->op[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+			g->op[i].request_delete_range = &g->del[i];
+		}
+		g->opp[i] = &g->op[i];
+	}
+}
+
+/* Pack and send a TxnRequest; *out is the unpacked reply (free with
+ * etcdserverpb__txn_response__free_unpacked). */
+static int
+grpc_txn_call(struct fg_etcd *e, const Etcdserverpb__TxnRequest *tr,
+	      Etcdserverpb__TxnResponse **out, struct fg_err *err)
+{
+	size_t len = etcdserverpb__txn_request__get_packed_size(tr), rlen = 0;
+	uint8_t *buf = malloc(len ? len : 1), *reply = NULL;
+	int rc;
+
+	*out = NULL;
+	if (buf == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory for an etcd request");
+	etcdserverpb__txn_request__pack(tr, buf);
+	rc = etcd_grpc_call(e, "/etcdserverpb.KV/Txn", buf, len, &reply, &rlen, err);
+	free(buf);
+	if (rc != 0)
+		return rc;
+	*out = etcdserverpb__txn_response__unpack(NULL, rlen, reply);
+	free(reply);
+	if (*out == NULL || (*out)->header == NULL) {
+		if (*out != NULL)
+			etcdserverpb__txn_response__free_unpacked(*out, NULL);
+		*out = NULL;
+		return fg_err_set(err, EPROTO, "etcd %s (gRPC): a Txn reply that does not decode",
+				  fg_etcd_endpoint(e));
+	}
+	return 0;
+}
+
+static int
+grpc_txn(struct fg_etcd *e,
+	 const struct fg_etcd_cmp *cmp, size_t n_cmp,
+	 const struct fg_etcd_op *succ, size_t n_succ,
+	 const struct fg_etcd_op *fail, size_t n_fail,
+	 bool *succeeded, int64_t *revision, struct fg_err *err)
+{
+	static const Etcdserverpb__Compare__CompareTarget targets[] = {
+		[FG_ETCD_VERSION] = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION,
+		[FG_ETCD_CREATE] = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE,
+		[FG_ETCD_MOD] = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD,
+		[FG_ETCD_VALUE] = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE,
+	};
+	static const Etcdserverpb__Compare__CompareResult results[] = {
+		[FG_ETCD_EQUAL] = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL,
+		[FG_ETCD_NOT_EQUAL] = ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL,
+		[FG_ETCD_LESS] = ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS,
+		[FG_ETCD_GREATER] = ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER,
+	};
+	Etcdserverpb__TxnRequest tr = ETCDSERVERPB__TXN_REQUEST__INIT;
+	Etcdserverpb__TxnResponse *r = NULL;
+	Etcdserverpb__Compare *c = calloc(n_cmp ? n_cmp : 1, sizeof(*c));
+	Etcdserverpb__Compare **cp = calloc(n_cmp ? n_cmp : 1, sizeof(*cp));
+	struct grpc_ops gs, gf;
+	int rc;
+
+	if (grpc_ops_alloc(&gs, n_succ) != 0 || grpc_ops_alloc(&gf, n_fail) != 0 ||
+	    c == NULL || cp == NULL) {
+		rc = fg_err_set(err, ENOMEM, "out of memory for an etcd request");
+		goto out;
+	}
+	for (size_t i = 0; i < n_cmp; i++) {
+		Etcdserverpb__Compare z = ETCDSERVERPB__COMPARE__INIT;
+
+		if ((unsigned int)cmp[i].target > FG_ETCD_VALUE ||
+		    (unsigned int)cmp[i].result > FG_ETCD_GREATER) {
+			rc = fg_err_set(err, EINVAL, "etcd txn: compare %zu on \"%s\" has no such target or result",
+					i + 1, cmp[i].key);
+			goto out;
+		}
+		c[i] = z;
+		c[i].key = pb_bytes(cmp[i].key);
+		c[i].target = targets[cmp[i].target];
+		c[i].result = results[cmp[i].result];
+		switch (cmp[i].target) {
+		case FG_ETCD_VERSION:
+			c[i].target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+			c[i].version = cmp[i].number;
+			break;
+		case FG_ETCD_CREATE:
+			c[i].target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+			c[i].create_revision = cmp[i].number;
+			break;
+		case FG_ETCD_MOD:
+			c[i].target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+			c[i].mod_revision = cmp[i].number;
+			break;
+		case FG_ETCD_VALUE:
+			c[i].target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+			c[i].value = pb_bytes(cmp[i].value ? cmp[i].value : "");
+			break;
+		}
+		cp[i] = &c[i];
+	}
+	grpc_ops_fill(&gs, succ, n_succ);
+	grpc_ops_fill(&gf, fail, n_fail);
+	tr.n_compare = n_cmp;
+	tr.compare = cp;
+	tr.n_success = n_succ;
+	tr.success = gs.opp;
+	tr.n_failure = n_fail;
+	tr.failure = gf.opp;
+	rc = grpc_txn_call(e, &tr, &r, err);
+	if (rc == -E2BIG && err != NULL)
+		fg_err_prefix(err, "txn of %zu compares, %zu/%zu ops refused: ", n_cmp, n_succ, n_fail);
+	if (rc != 0)
+		goto out;
+	if (succeeded != NULL)
+		*succeeded = r->succeeded;
+	if (revision != NULL)
+		*revision = r->header->revision;
+	etcdserverpb__txn_response__free_unpacked(r, NULL);
+out:
+	grpc_ops_free(&gs);
+	grpc_ops_free(&gf);
+	free(c);
+	free(cp);
+	return rc;
+}
+
+static int
+grpc_get_many(struct fg_etcd *e, const char *const *keys, size_t n,
+	      fg_etcd_many_fn *fn, void *ctx, struct fg_err *err)
+{
+	for (size_t at = 0; at < n; at += FG_ETCD_GET_MANY_CHUNK) {
+		size_t m = n - at < FG_ETCD_GET_MANY_CHUNK ? n - at : FG_ETCD_GET_MANY_CHUNK;
+		Etcdserverpb__TxnRequest tr = ETCDSERVERPB__TXN_REQUEST__INIT;
+		Etcdserverpb__TxnResponse *r = NULL;
+		struct grpc_ops g;
+		int rc = 0;
+
+		if (grpc_ops_alloc(&g, m) != 0) {
+			grpc_ops_free(&g);
+			return fg_err_set(err, ENOMEM, "out of memory for an etcd request");
+		}
+		for (size_t i = 0; i < m; i++) {
+			Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
+			Etcdserverpb__RangeRequest rq = ETCDSERVERPB__RANGE_REQUEST__INIT;
+
+			g.range[i] = rq;
+			g.range[i].key = pb_bytes(keys[at + i]);
+			g.op[i] = op;
+			g.op[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+			g.op[i].request_range = &g.range[i];
+			g.opp[i] = &g.op[i];
+		}
+		tr.n_success = m;
+		tr.success = g.opp;
+		rc = grpc_txn_call(e, &tr, &r, err);
+		grpc_ops_free(&g);
+		if (rc != 0)
+			return rc;
+		if (r->n_responses != m) {
+			rc = fg_err_set(err, EPROTO, "etcd %s (gRPC): %zu answers to %zu reads",
+					fg_etcd_endpoint(e), r->n_responses, m);
+			etcdserverpb__txn_response__free_unpacked(r, NULL);
+			return rc;
+		}
+		for (size_t i = 0; i < m && rc == 0; i++) {
+			const Etcdserverpb__ResponseOp *ro = r->responses[i];
+			const Etcdserverpb__RangeResponse *rr =
+				ro->response_case == ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE
+				? ro->response_range : NULL;
+			const Etcdserverpb__KeyValue *kv;
+			struct fg_etcd_kv out;
+
+			if (rr == NULL || rr->n_kvs == 0) {
+				rc = fn(ctx, at + i, NULL);
+				continue;
+			}
+			kv = rr->kvs[0];
+			/* NUL-terminated copies in scratch, as kv_decode gives. */
+			e->scratch.len = 0;
+			if (buf_reserve(&e->scratch, kv->key.len + kv->value.len + 2) != 0) {
+				rc = fg_err_set(err, ENOMEM, "out of memory");
+				break;
+			}
+			memcpy(e->scratch.p, kv->key.data, kv->key.len);
+			e->scratch.p[kv->key.len] = '\0';
+			memcpy(e->scratch.p + kv->key.len + 1, kv->value.data, kv->value.len);
+			e->scratch.p[kv->key.len + 1 + kv->value.len] = '\0';
+			out = (struct fg_etcd_kv){
+				.key = e->scratch.p, .key_len = kv->key.len,
+				.value = e->scratch.p + kv->key.len + 1, .value_len = kv->value.len,
+				.create_revision = kv->create_revision, .mod_revision = kv->mod_revision,
+				.version = kv->version,
+			};
+			rc = fn(ctx, at + i, &out);
+		}
+		etcdserverpb__txn_response__free_unpacked(r, NULL);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- txn ---- */
 
 int
 fg_etcd_get_many(struct fg_etcd *e, const char *const *keys, size_t n,
 		 fg_etcd_many_fn *fn, void *ctx, struct fg_err *err)
 {
+	if (e->grpc != NULL)
+		return grpc_get_many(e, keys, n, fn, ctx, err);
 	for (size_t at = 0; at < n; at += FG_ETCD_GET_MANY_CHUNK) {
 		size_t m = n - at < FG_ETCD_GET_MANY_CHUNK ? n - at : FG_ETCD_GET_MANY_CHUNK;
 		json_t *req = json_object(), *ops = json_array(), *reply, *resps;
@@ -815,9 +1137,13 @@ fg_etcd_txn(struct fg_etcd *e,
 		[FG_ETCD_EQUAL] = "EQUAL", [FG_ETCD_NOT_EQUAL] = "NOT_EQUAL",
 		[FG_ETCD_LESS] = "LESS", [FG_ETCD_GREATER] = "GREATER",
 	};
-	json_t *req = json_object(), *cmps = json_array(), *reply;
+	json_t *req, *cmps, *reply;
 	int rc;
 
+	if (e->grpc != NULL)
+		return grpc_txn(e, cmp, n_cmp, succ, n_succ, fail, n_fail, succeeded, revision, err);
+	req = json_object();
+	cmps = json_array();
 	for (size_t i = 0; i < n_cmp; i++) {
 		const struct fg_etcd_cmp *c = &cmp[i];
 		json_t *j;

@@ -43,6 +43,10 @@ struct fg_etcd_opts {
 	const char *endpoints;       /* comma-separated base URLs */
 	unsigned int timeout_ms;     /* per request (not the watch); 0: 5000 */
 	unsigned int connect_timeout_ms; /* 0: 1000 */
+	/* Transactions (fg_etcd_txn, fg_etcd_get_many) over etcd's gRPC API
+	 * on the same endpoints (http://host:port only); everything else,
+	 * and the watch, over the JSON gateway. */
+	bool grpc;
 };
 
 /* NULL with err naming the bad endpoint (syntax only: nothing is

@@ -321,6 +321,7 @@ struct fgctl {
 	const char *socket;
 	const char *store;                       /* --store: etcd endpoints */
 	const char *store_prefix;
+	bool store_gateway;                      /* --store-gateway */
 	bool json;
 	int fd;                                  /* -1: not connected / lost */
 	const struct fgctl_cmd *cmd;
@@ -578,7 +579,8 @@ fgctl_help(FILE *f)
 {
 	fprintf(f,
 		"usage: " FGCTL " [--socket PATH] [--json] COMMAND [ARGUMENTS]\n"
-		"       " FGCTL " --store ENDPOINTS [--store-prefix P] [--json] COMMAND [ARGUMENTS]\n"
+		"       " FGCTL " --store ENDPOINTS [--store-prefix P] [--store-gateway] [--json]\n"
+		"             COMMAND [ARGUMENTS]\n"
 		"       " FGCTL " COMMAND --help\n"
 		"\n"
 		"The operator's client of the framegate router's control socket, or with\n"
@@ -603,6 +605,9 @@ fgctl_help(FILE *f)
 		"                  and health work there; stats, drops and shield ask a router\n"
 		"  --store-prefix P  the store's key prefix (default $FG_STORE_PREFIX or\n"
 		"                  " FG_STORE_PREFIX_DEFAULT ")\n"
+		"  --store-gateway write through etcd's JSON gateway only; by default\n"
+		"                  transactions go over etcd's gRPC API on the same\n"
+		"                  http:// URLs (https:// URLs always use the gateway)\n"
 		"  --json          print the router's answer as JSON\n"
 		"  --help          this text; after a command, that command's help\n"
 		"\n"
@@ -684,6 +689,21 @@ fgctl_man(FILE *f)
 		".BR FG_CTL_SOCKET ,\n"
 		"or\n"
 		".IR %s .\n"
+		".TP\n"
+		".BI \\-\\-store \" URLS\"\n"
+		"Write to (or read from) the etcd store that routers follow, instead of\n"
+		"one router: etcd client URLs separated by commas. The tenant, sink and\n"
+		"device commands, load (one transaction), dump and health work there.\n"
+		".TP\n"
+		".BI \\-\\-store\\-prefix \" P\"\n"
+		"The store's key prefix. Default: the environment variable\n"
+		".BR FG_STORE_PREFIX ,\n"
+		"or\n"
+		".IR " FG_STORE_PREFIX_DEFAULT " .\n"
+		".TP\n"
+		".B \\-\\-store\\-gateway\n"
+		"Send everything through etcd's JSON gateway. By default transactions\n"
+		"go over etcd's gRPC API on the same http:// URLs.\n"
 		".TP\n"
 		".B \\-\\-json\n"
 		"Print the router's answer as JSON.\n"
@@ -1113,7 +1133,9 @@ static struct fg_store_writer *
 fgctl_store_open(struct fgctl *c, int *ret)
 {
 	struct fg_err err = { 0 };
-	struct fg_store_writer *w = fg_store_writer_open(c->store, c->store_prefix, 5000, &err);
+	struct fg_store_writer *w = c->store_gateway
+		? fg_store_writer_open_gateway(c->store, c->store_prefix, 5000, &err)
+		: fg_store_writer_open(c->store, c->store_prefix, 5000, &err);
 
 	if (w == NULL) {
 		fprintf(stderr, FGCTL ": --store: %s\n", err.msg);
@@ -2013,6 +2035,8 @@ main(int argc, char **argv)
 			c.store_prefix = argv[++k];
 		} else if (strncmp(s, "--store-prefix=", 15) == 0) {
 			c.store_prefix = s + 15;
+		} else if (strcmp(s, "--store-gateway") == 0) {
+			c.store_gateway = true;
 		} else if (strcmp(s, "--store") == 0 || strcmp(s, "--store-prefix") == 0) {
 			return fgctl_usage_error(NULL, "%s needs a value", s);
 		} else {

@@ -55,11 +55,18 @@ int fg_store_prefix_check(const char *prefix, struct fg_err *err);
 
 struct fg_store_writer;
 
-/* Endpoints as fg_etcd_open takes them. NULL with err on a bad argument. */
+/* Endpoints as fg_etcd_open takes them. NULL with err on a bad argument.
+ * Transactions go over etcd's gRPC API (fg_etcd_opts.grpc) when every
+ * endpoint is http://; fg_store_writer_open_gateway sends everything
+ * through the JSON gateway. */
 struct fg_store_writer *fg_store_writer_open(const char *endpoints,
 					     const char *prefix,
 					     unsigned int timeout_ms,
 					     struct fg_err *err);
+struct fg_store_writer *fg_store_writer_open_gateway(const char *endpoints,
+						     const char *prefix,
+						     unsigned int timeout_ms,
+						     struct fg_err *err);
 void fg_store_writer_close(struct fg_store_writer *w);
 
 /*

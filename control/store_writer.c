@@ -675,11 +675,28 @@ fg_do_op(struct fg_store_writer *w, const struct fg_op *op, struct fg_err *err)
 
 /* ---- the writer ---------------------------------------------------------------- */
 
-struct fg_store_writer *
-fg_store_writer_open(const char *endpoints, const char *prefix, unsigned int timeout_ms,
-		     struct fg_err *err)
+/* gRPC is only for plain http:// endpoints (no TLS here). */
+static bool
+fg_all_http(const char *endpoints)
 {
-	struct fg_etcd_opts eo = { .endpoints = endpoints, .timeout_ms = timeout_ms };
+	for (const char *p = endpoints; p != NULL && *p; ) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		if (strncmp(p, "http://", 7) != 0)
+			return false;
+		p = strchr(p, ',');
+	}
+	return true;
+}
+
+static struct fg_store_writer *
+fg_writer_open(const char *endpoints, const char *prefix, unsigned int timeout_ms, bool grpc,
+	       struct fg_err *err)
+{
+	struct fg_etcd_opts eo = { .endpoints = endpoints, .timeout_ms = timeout_ms,
+				   .grpc = grpc && fg_all_http(endpoints) };
 	struct fg_store_writer *w;
 
 	if (fg_store_prefix_check(prefix, err) < 0)
@@ -696,6 +713,20 @@ fg_store_writer_open(const char *endpoints, const char *prefix, unsigned int tim
 		return NULL;
 	}
 	return w;
+}
+
+struct fg_store_writer *
+fg_store_writer_open(const char *endpoints, const char *prefix, unsigned int timeout_ms,
+		     struct fg_err *err)
+{
+	return fg_writer_open(endpoints, prefix, timeout_ms, true, err);
+}
+
+struct fg_store_writer *
+fg_store_writer_open_gateway(const char *endpoints, const char *prefix, unsigned int timeout_ms,
+			     struct fg_err *err)
+{
+	return fg_writer_open(endpoints, prefix, timeout_ms, false, err);
 }
 
 void

@@ -26,6 +26,7 @@ packages=(
   clang libclang-rt-14-dev  # the libFuzzer harnesses (clang also builds ebpf/)
   libbpf-dev bpftool linux-libc-dev  # the XDP shield: libbpf, skeletons, headers
   libcurl4-openssl-dev etcd-server   # the etcd client, and the test clusters
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler  # etcd transactions over gRPC
   libmicrohttpd-dev         # the Prometheus endpoint (control/metrics.c)
   dpdk-dev                  # dpdk-telemetry.py (metrics suite), dpdk-dumpcap (capture suite)
   prometheus                # promtool, which checks a scrape in the metrics suite

@@ -919,3 +919,116 @@ Test(etcd, get_many_reads_every_key_in_few_requests)
 	/* Nothing to read: no request, no call. */
 	cr_expect_eq(fg_etcd_get_many(e, kp, 0, many_cb, &seen, &err), 0);
 }
+
+/* ---- transactions over gRPC (fg_etcd_opts.grpc) ---- */
+
+static struct fg_etcd *
+handle_grpc(const char *endpoints, unsigned int timeout_ms)
+{
+	struct fg_etcd_opts o = { .endpoints = endpoints, .timeout_ms = timeout_ms,
+				  .connect_timeout_ms = 500, .grpc = true };
+	struct fg_err err = { 0, "" };
+	struct fg_etcd *e = fg_etcd_open(&o, &err);
+	size_t i;
+
+	cr_assert_not_null(e, "open %s over gRPC: %s", endpoints, err.msg);
+	for (i = 0; handles[i] != NULL; i++)
+		cr_assert(i + 1 < sizeof(handles) / sizeof(handles[0]));
+	handles[i] = e;
+	return e;
+}
+
+/* The same transactions as over the gateway: both branches, deletes, the
+ * revision, reads of many keys; read back through the gateway. */
+Test(etcd, grpc_transactions_take_both_branches_and_read_many)
+{
+	struct fg_etcd *g, *h;
+	struct fg_etcd_kv kv;
+	struct fg_etcd_cmp absent = { "/g/a", FG_ETCD_VERSION, FG_ETCD_EQUAL, 0, NULL };
+	struct fg_etcd_op ops[] = {
+		{ FG_ETCD_PUT, "/g/a", "one" }, { FG_ETCD_PUT, "/g/b", "two\n\"x\"" },
+	};
+	struct fg_etcd_op on_fail = { FG_ETCD_PUT, "/g/failed", "yes" };
+	struct fg_etcd_op del = { FG_ETCD_DELETE, "/g/a", NULL };
+	static struct many_seen seen = { .in_order = true };
+	const char *keys[] = { "/g/a", "/g/b", "/g/nothing" };
+	struct fg_err err = { 0, "" };
+	int64_t rev = 0, rev2 = 0;
+	bool ok = false;
+
+	lab_up(NULL);
+	g = handle_grpc(endpoints_from(1), 5000);
+	h = handle(fg_etcd_lab_endpoints(lab), 5000);
+	cr_assert_eq(fg_etcd_txn(g, &absent, 1, ops, 2, &on_fail, 1, &ok, &rev, &err), 0, "%s", err.msg);
+	cr_assert(ok, "the key was absent: the success branch runs");
+	cr_assert_eq(fg_etcd_get(h, "/g/a", &kv, NULL, &err), 1, "%s", err.msg);
+	cr_assert_str_eq(kv.value, "one");
+	cr_assert_eq(kv.mod_revision, rev, "the txn's revision is the keys' mod_revision");
+	cr_assert_str_eq(get(h, "/g/b"), "two\n\"x\"");
+	cr_assert_null(get(h, "/g/failed"));
+
+	/* The compare fails now: only the failure branch runs. */
+	cr_assert_eq(fg_etcd_txn(g, &absent, 1, ops, 1, &on_fail, 1, &ok, &rev2, &err), 0, "%s", err.msg);
+	cr_assert(!ok);
+	cr_assert_gt(rev2, rev);
+	cr_assert_str_eq(get(h, "/g/failed"), "yes");
+	cr_assert_str_eq(get(h, "/g/a"), "one");
+
+	/* A compare on the mod_revision, then a delete. */
+	struct fg_etcd_cmp same = { "/g/b", FG_ETCD_MOD, FG_ETCD_EQUAL, rev, NULL };
+	cr_assert_eq(fg_etcd_txn(g, &same, 1, &del, 1, NULL, 0, &ok, NULL, &err), 0, "%s", err.msg);
+	cr_assert(ok);
+	cr_assert_null(get(h, "/g/a"));
+
+	/* Many keys in one request: absent, present, absent. */
+	cr_assert_eq(fg_etcd_get_many(g, keys, 3, many_cb, &seen, &err), 0, "%s", err.msg);
+	cr_expect_eq(seen.calls, 3);
+	cr_expect(!seen.present[0] && seen.present[1] && !seen.present[2]);
+	cr_expect_str_eq(seen.value[1], "two\n\"x\"");
+	cr_expect_eq(seen.rev[1], rev);
+}
+
+/* etcd's limits over gRPC: refused as E2BIG, named, nothing written; a dead
+ * first endpoint is passed over; no endpoint at all is an error naming it;
+ * an https:// endpoint is refused for gRPC at open. */
+Test(etcd, grpc_limits_failover_and_bad_endpoints)
+{
+	static const char *const extra[] = {
+		"--max-txn-ops", "50", "--max-request-bytes", "65536", NULL,
+	};
+	static struct fg_etcd_op ops[51];
+	static char keys[51][16];
+	char eps[512];
+	struct fg_etcd *g, *h;
+	struct fg_etcd_opts bad = { .endpoints = "https://127.0.0.1:2379", .grpc = true };
+	struct fg_err err = { 0, "" };
+	int64_t rev = 0;
+	bool ok;
+
+	lab_up(extra);
+	h = handle(fg_etcd_lab_endpoints(lab), 5000);
+	g = handle_grpc(fg_etcd_lab_endpoints(lab), 5000);
+	fill_ops(ops, keys, 51, "v");
+	cr_assert_eq(fg_etcd_txn(g, NULL, 0, ops, 51, NULL, 0, &ok, &rev, &err), -E2BIG, "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "too many operations"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "51"), "the refusal does not say how many: %s", err.msg);
+	cr_expect_null(get(h, keys[0]), "a refused txn wrote %s", keys[0]);
+
+	/* The first endpoint answers nothing: the next one takes the txn. */
+	snprintf(eps, sizeof(eps), "http://127.0.0.1:1,%s", fg_etcd_lab_endpoints(lab));
+	g = handle_grpc(eps, 2000);
+	cr_assert_eq(fg_etcd_txn(g, NULL, 0, ops, 1, NULL, 0, &ok, &rev, &err), 0, "%s", err.msg);
+	cr_assert(ok);
+	cr_assert_str_eq(get(h, keys[0]), "v");
+
+	/* Nothing answers. */
+	g = handle_grpc("http://127.0.0.1:1", 1000);
+	cr_assert_lt(fg_etcd_txn(g, NULL, 0, ops, 1, NULL, 0, &ok, &rev, &err), 0);
+	cr_expect(err.code == ECONNREFUSED || err.code == ETIMEDOUT, "code %d: %s", err.code, err.msg);
+	cr_expect_not_null(strstr(err.msg, "127.0.0.1:1"), "%s", err.msg);
+	cr_expect_not_null(strstr(err.msg, "gRPC"), "%s", err.msg);
+
+	cr_assert_null(fg_etcd_open(&bad, &err));
+	cr_expect_eq(err.code, EINVAL);
+	cr_expect_not_null(strstr(err.msg, "https://127.0.0.1:2379"), "%s", err.msg);
+}

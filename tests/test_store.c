@@ -803,6 +803,24 @@ Test(store, bad_input_is_refused_by_name_and_changes_nothing, .fini = teardown, 
 	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
 	cr_expect_eq(WEXITSTATUS(pclose(f)), 2, "bad endpoints: %s", out);
 	cr_expect(strstr(out, "ftp://x") != NULL, "the bad endpoint is not named: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s --store http://127.0.0.1:1 --store-gateway tenant add 50 2>&1",
+		 FG_FGCTL_PATH);
+	f = popen(cmd, "r");
+	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+	cr_expect_eq(WEXITSTATUS(pclose(f)), 3, "unreachable store (gateway): %s", out);
+	cr_expect(strstr(out, "127.0.0.1:1") != NULL, "the endpoint is not named: %s", out);
+	/* The gateway alone (--store-gateway) writes the same way. */
+	snprintf(cmd, sizeof(cmd), "%s --store %s --store-gateway tenant add 51 2>&1", FG_FGCTL_PATH,
+		 fg_etcd_lab_endpoints(lab));
+	f = popen(cmd, "r");
+	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+	cr_expect_eq(WEXITSTATUS(pclose(f)), 0, "tenant add through the gateway: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s --store %s --store-gateway tenant add 51 2>&1", FG_FGCTL_PATH,
+		 fg_etcd_lab_endpoints(lab));
+	f = popen(cmd, "r");
+	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+	cr_expect_eq(WEXITSTATUS(pclose(f)), 1, "a second tenant add 51 was not refused: %s", out);
+	cr_expect(strstr(out, "tenant 51 already exists") != NULL, "%s", out);
 	/* A change sent to a following router is refused: it goes to the store. */
 	snprintf(cmd, sizeof(cmd), "%s --socket %s tenant add 50 2>&1", FG_FGCTL_PATH, r->sock);
 	f = popen(cmd, "r");

@@ -58,6 +58,7 @@ struct fg_etcd {
 	char *get_key, *get_value;  /* fg_etcd_get's kv, until the next call */
 
 	/* The watch. */
+	struct etcd_grpc_stream *wstream;   /* over gRPC, or NULL */
 	CURLM *multi;
 	CURL *wh;
 	bool watching;
@@ -330,7 +331,7 @@ fg_etcd_open(const struct fg_etcd_opts *o, struct fg_err *err)
 		fg_err_set(err, ENOMEM, "cannot set up libcurl");
 		goto fail;
 	}
-	if (o->grpc && (e->grpc = etcd_grpc_open(e->eps, e->n_eps, err)) == NULL)
+	if (o->grpc && (e->grpc = etcd_grpc_open(e->eps, e->n_eps, e->connect_ms, err)) == NULL)
 		goto fail;
 	return e;
 fail:
@@ -1254,6 +1255,8 @@ fg_etcd_watch_endpoint(const struct fg_etcd *e)
 void
 fg_etcd_watch_stop(struct fg_etcd *e)
 {
+	etcd_grpc_stream_close(e->wstream);
+	e->wstream = NULL;
 	if (e->wh != NULL) {
 		curl_multi_remove_handle(e->multi, e->wh);
 		curl_easy_cleanup(e->wh);
@@ -1278,14 +1281,209 @@ watch_over(struct fg_etcd *e, int rc, bool member_gone)
 	return rc;
 }
 
+static int watch_deliver(struct fg_etcd *e, fg_etcd_watch_fn *fn, void *ctx, int *delivered);
+
+/* The watch over gRPC: the create request goes out at once on a stream to
+ * the endpoint that answered last. */
+static int
+grpc_watch_start(struct fg_etcd *e, const char *key, const char *range_end,
+		 int64_t start_revision, struct fg_err *err)
+{
+	Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
+	Etcdserverpb__WatchRequest wr = ETCDSERVERPB__WATCH_REQUEST__INIT;
+	char end[8] = "";
+	uint8_t *buf;
+	size_t len;
+	char msg[200];
+
+	cr.key = pb_bytes(key);
+	if (range_end != NULL)
+		/* "" is every key from key on: etcd's "\0". */
+		cr.range_end = range_end[0] ? pb_bytes(range_end)
+			: (ProtobufCBinaryData){ .len = 1, .data = (uint8_t *)end };
+	cr.start_revision = start_revision > 0 ? start_revision : 0;
+	cr.progress_notify = true;
+	wr.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
+	wr.create_request = &cr;
+	len = etcdserverpb__watch_request__get_packed_size(&wr);
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory for an etcd watch");
+	etcdserverpb__watch_request__pack(&wr, buf);
+	e->w_ep = e->cur;
+	e->wstream = etcd_grpc_stream_open(e->grpc, e->w_ep, "/etcdserverpb.Watch/Watch",
+					   buf, len, msg, sizeof(msg));
+	free(buf);
+	if (e->wstream == NULL)
+		return fg_err_set(err, ENOMEM, "etcd %s (gRPC) watch: %s", e->eps[e->w_ep], msg);
+	e->watching = true;
+	e->created = false;
+	e->w_progress = 0;
+	clock_gettime(CLOCK_MONOTONIC, &e->w_started);
+	return 0;
+}
+
+/* One WatchResponse's events into e->evs, like watch_take_events. */
+static int
+grpc_watch_take_events(struct fg_etcd *e, const Etcdserverpb__WatchResponse *r)
+{
+	size_t n = r->n_events, *offs;
+
+	e->n_evs = e->ev_next = 0;
+	e->w_arena.len = 0;
+	if (n > e->cap_evs) {
+		struct fg_etcd_event *p = realloc(e->evs, n * sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		e->evs = p;
+		e->cap_evs = n;
+	}
+	offs = calloc(n ? 2 * n : 1, sizeof(*offs));
+	if (offs == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const Etcdserverpb__Event *ev = r->events[i];
+		const Etcdserverpb__KeyValue *kv = ev->kv;
+		struct fg_etcd_event *out = &e->evs[i];
+		size_t kl = kv ? kv->key.len : 0, vl = kv ? kv->value.len : 0;
+
+		memset(out, 0, sizeof(*out));
+		out->is_delete = ev->type == ETCDSERVERPB__EVENT__EVENT_TYPE__DELETE;
+		if (buf_reserve(&e->w_arena, kl + vl + 2) != 0) {
+			free(offs);
+			return -ENOMEM;
+		}
+		offs[2 * i] = e->w_arena.len;
+		if (kl)
+			memcpy(e->w_arena.p + e->w_arena.len, kv->key.data, kl);
+		e->w_arena.p[e->w_arena.len + kl] = '\0';
+		e->w_arena.len += kl + 1;
+		offs[2 * i + 1] = e->w_arena.len;
+		if (vl)
+			memcpy(e->w_arena.p + e->w_arena.len, kv->value.data, vl);
+		e->w_arena.p[e->w_arena.len + vl] = '\0';
+		e->w_arena.len += vl + 1;
+		out->kv.key_len = kl;
+		out->kv.value_len = vl;
+		if (kv != NULL) {
+			out->kv.create_revision = kv->create_revision;
+			out->kv.mod_revision = kv->mod_revision;
+			out->kv.version = kv->version;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		e->evs[i].kv.key = e->w_arena.p + offs[2 * i];
+		e->evs[i].kv.value = e->w_arena.p + offs[2 * i + 1];
+	}
+	free(offs);
+	e->n_evs = n;
+	return 0;
+}
+
+/* One reply of the stream, as watch_object does for the gateway's. */
+static int
+grpc_watch_reply(struct fg_etcd *e, const Etcdserverpb__WatchResponse *r, int64_t *compact_rev,
+		 int *over_rc, struct fg_err *err)
+{
+	const char *ep = e->eps[e->w_ep];
+
+	if (r->canceled) {
+		if (r->compact_revision > 0) {
+			if (compact_rev != NULL)
+				*compact_rev = r->compact_revision;
+			*over_rc = fg_err_set(err, ESTALE,
+					      "etcd %s (gRPC) watch: the start revision has been compacted (compact revision %" PRId64 ")",
+					      ep, (int64_t)r->compact_revision);
+		} else {
+			*over_rc = fg_err_set(err, EIO, "etcd %s (gRPC) watch: canceled: %.150s", ep,
+					      r->cancel_reason && *r->cancel_reason ? r->cancel_reason
+										  : "(no reason)");
+		}
+		return 1;
+	}
+	if (r->created) {
+		e->created = true;
+		return 0;
+	}
+	if (r->n_events == 0) {
+		/* A progress notification. */
+		if (r->header != NULL && r->header->revision > e->w_progress)
+			e->w_progress = r->header->revision;
+		return 0;
+	}
+	if (grpc_watch_take_events(e, r) != 0) {
+		*over_rc = fg_err_set(err, ENOMEM, "out of memory for the watch's events");
+		return 1;
+	}
+	return 0;
+}
+
+/* fg_etcd_watch_poll over gRPC: the watch's status, or 0. */
+static int
+grpc_watch_poll(struct fg_etcd *e, int timeout_ms, fg_etcd_watch_fn *fn, void *ctx,
+		int *delivered, int64_t *compact_rev, struct fg_err *err)
+{
+	bool waited = false;
+
+	for (;;) {
+		uint8_t *msg_buf = NULL;
+		size_t len = 0;
+		int status = 0, over_rc = 0, got;
+		char msg[200];
+
+		got = etcd_grpc_stream_next(e->wstream, waited ? 0 : timeout_ms, &msg_buf, &len,
+					    &status, msg, sizeof(msg));
+		if (got < 0) {
+			over_rc = fg_err_set(err, ECONNRESET, "etcd %s (gRPC) watch: the stream ended (status %d: %.120s)",
+					     e->eps[e->w_ep], status, msg);
+			return watch_over(e, over_rc, true);
+		}
+		if (got == 0) {
+			if (!e->created && ms_since(&e->w_started) > (int64_t)e->timeout_ms) {
+				over_rc = fg_err_set(err, ECONNRESET,
+						     "etcd %s (gRPC) watch: no answer to the watch within %u ms",
+						     e->eps[e->w_ep], e->timeout_ms);
+				return watch_over(e, over_rc, true);
+			}
+			if (*delivered > 0 || waited)
+				return 0;
+			waited = true;
+			continue;
+		}
+		{
+			Etcdserverpb__WatchResponse *r = etcdserverpb__watch_response__unpack(NULL, len, msg_buf);
+			int k;
+
+			free(msg_buf);
+			if (r == NULL) {
+				over_rc = fg_err_set(err, EPROTO, "etcd %s (gRPC) watch: a reply that does not decode",
+						     e->eps[e->w_ep]);
+				return watch_over(e, over_rc, false);
+			}
+			k = grpc_watch_reply(e, r, compact_rev, &over_rc, err);
+			etcdserverpb__watch_response__free_unpacked(r, NULL);
+			if (k != 0)
+				return watch_over(e, over_rc, false);
+		}
+		over_rc = watch_deliver(e, fn, ctx, delivered);
+		if (over_rc != 0)
+			return over_rc;
+		waited = true;          /* take what has come, without waiting again */
+	}
+}
+
 int
 fg_etcd_watch_start(struct fg_etcd *e, const char *key, const char *range_end,
 		    int64_t start_revision, struct fg_err *err)
 {
-	json_t *create = range_request(key, strlen(key), range_end, 0), *req;
+	json_t *create, *req;
 	char url[512];
 
 	fg_etcd_watch_stop(e);
+	if (e->grpc != NULL)
+		return grpc_watch_start(e, key, range_end, start_revision, err);
+	create = range_request(key, strlen(key), range_end, 0);
 	if (start_revision > 0)
 		json_object_set_new(create, "start_revision", json_integer(start_revision));
 	json_object_set_new(create, "progress_notify", json_true());
@@ -1523,6 +1721,10 @@ fg_etcd_watch_poll(struct fg_etcd *e, int timeout_ms,
 	over_rc = watch_deliver(e, fn, ctx, &delivered);
 	if (over_rc != 0)
 		goto out;
+	if (e->wstream != NULL) {
+		over_rc = grpc_watch_poll(e, timeout_ms, fn, ctx, &delivered, compact_rev, err);
+		goto out;
+	}
 	for (;;) {
 		CURLMsg *m;
 		int left;

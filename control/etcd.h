@@ -4,7 +4,9 @@
  * libsodium's sodium_bin2base64/sodium_base642bin). Enough for framegate's
  * store (docs/store.md): range, txn, a streamed watch, compaction and
  * status. Works with etcd 3.4 (Debian 12's etcd-server): paths /v3/kv/range,
- * /v3/kv/txn, /v3/kv/compaction, /v3/watch, /v3/maintenance/status.
+ * /v3/kv/txn, /v3/kv/compaction, /v3/watch, /v3/maintenance/status. With
+ * fg_etcd_opts.grpc, transactions and the watch go over etcd's gRPC API
+ * instead (control/etcd_grpc.c), on the same endpoints.
  *
  * Endpoints: a comma-separated list of base URLs ("http://127.0.0.1:2379,
  * http://127.0.0.1:22379"). A request that cannot reach one endpoint (connect
@@ -43,9 +45,9 @@ struct fg_etcd_opts {
 	const char *endpoints;       /* comma-separated base URLs */
 	unsigned int timeout_ms;     /* per request (not the watch); 0: 5000 */
 	unsigned int connect_timeout_ms; /* 0: 1000 */
-	/* Transactions (fg_etcd_txn, fg_etcd_get_many) over etcd's gRPC API
-	 * on the same endpoints (http://host:port only); everything else,
-	 * and the watch, over the JSON gateway. */
+	/* Transactions (fg_etcd_txn, fg_etcd_get_many) and the watch over
+	 * etcd's gRPC API on the same endpoints (http://host:port only);
+	 * everything else over the JSON gateway. */
 	bool grpc;
 };
 

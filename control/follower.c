@@ -1042,8 +1042,12 @@ fg_follower_create(const struct fg_follower_config *cfg, struct fg_ownership *ow
 	if (f->cfg.backoff_max_ms < f->cfg.backoff_min_ms)
 		f->cfg.backoff_max_ms = f->cfg.backoff_min_ms * 300;
 	fg_etcd_prefix_end(f->prefix, f->end);
-	eo = (struct fg_etcd_opts){ .endpoints = f->endpoints, .timeout_ms = cfg->timeout_ms };
+	/* The watch over gRPC (unless told otherwise); listings and probes
+	 * through the gateway. */
+	eo = (struct fg_etcd_opts){ .endpoints = f->endpoints, .timeout_ms = cfg->timeout_ms,
+				    .grpc = !cfg->gateway };
 	f->watch = fg_etcd_open(&eo, err);
+	eo.grpc = false;
 	f->req = f->watch ? fg_etcd_open(&eo, err) : NULL;
 	if (f->req == NULL) {
 		fg_follower_free(f);

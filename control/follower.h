@@ -43,6 +43,8 @@ struct fg_follower_config {
 	unsigned int reconcile_ms;      /* 0: no periodic reconcile */
 	unsigned int backoff_min_ms, backoff_max_ms;
 	unsigned int timeout_ms;        /* per store request */
+	bool gateway;                   /* the watch through the JSON gateway,
+					 * not over gRPC */
 };
 
 struct fg_follower;

@@ -221,7 +221,8 @@ fg_store_setting(json_t *o, struct fg_config *c, struct fg_err *err)
 {
 	static const char *const keys[] = { "endpoints", "prefix", "stale_policy",
 					    "stale_bound_ms", "probe_ms", "reconcile_seconds",
-					    "backoff_min_ms", "backoff_max_ms", "timeout_ms", NULL };
+					    "backoff_min_ms", "backoff_max_ms", "timeout_ms", "transport",
+					    NULL };
 	const char *s;
 	uint64_t v;
 
@@ -252,6 +253,15 @@ fg_store_setting(json_t *o, struct fg_config *c, struct fg_err *err)
 			c->store_stale_closed = true;
 		else
 			return fg_err_set(err, EINVAL, "store.stale_policy: must be \"open\" (keep forwarding under the last confirmed revision) or \"closed\" (stop forwarding)");
+	}
+	s = json_string_value(json_object_get(o, "transport"));
+	if (json_object_get(o, "transport") != NULL) {
+		if (s != NULL && strcmp(s, "grpc") == 0)
+			c->store_gateway = false;
+		else if (s != NULL && strcmp(s, "gateway") == 0)
+			c->store_gateway = true;
+		else
+			return fg_err_set(err, EINVAL, "store.transport: must be \"grpc\" (the watch over etcd's gRPC API) or \"gateway\" (everything through etcd's JSON gateway)");
 	}
 	struct {
 		const char *key;

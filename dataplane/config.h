@@ -22,7 +22,8 @@
  *               "prefix": "/framegate/", "stale_policy": "open",
  *               "stale_bound_ms": 5000, "probe_ms": 500,
  *               "reconcile_seconds": 300, "backoff_min_ms": 100,
- *               "backoff_max_ms": 30000, "timeout_ms": 2000}
+ *               "backoff_max_ms": 30000, "timeout_ms": 2000,
+ *               "transport": "grpc"}
  *     "metrics": {"listen": "127.0.0.1:9470", "tenant_labels_max": 1000}
  *   }
  */
@@ -86,6 +87,7 @@ struct fg_config {
 	char store_endpoints[1024];
 	char store_prefix[97];
 	bool store_stale_closed;          /* stale_policy "closed" */
+	bool store_gateway;               /* transport "gateway": no gRPC */
 	uint32_t store_stale_bound_ms;
 	uint32_t store_probe_ms;
 	uint32_t store_reconcile_ms;      /* 0: off */

@@ -564,6 +564,7 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			.backoff_min_ms = cfg->store_backoff_min_ms,
 			.backoff_max_ms = cfg->store_backoff_max_ms,
 			.timeout_ms = cfg->store_timeout_ms,
+			.gateway = cfg->store_gateway,
 		};
 
 		follower = fg_follower_create(&fc, own, journal, &store_closed, &err);

@@ -194,6 +194,9 @@ static const struct bad_start bad_starts[] = {
 	{ "{\"idle_sleep_us\": 200000, \"ports\": [{\"port\": 0}]}\n",
 	  "replay --config D/bad --mappings V/mappings.jsonl --in V/packets.pcap --out D/o.pcap",
 	  "bad: idle_sleep_us: must be an integer from 0 to 100000" },
+	{ "{\"store\": {\"endpoints\": \"http://127.0.0.1:2379\", \"transport\": \"pigeon\"}, \"ports\": [{\"port\": 0, \"role\": \"ingress\"}]}\n",
+	  "replay --config D/bad --mappings V/mappings.jsonl --in V/packets.pcap --out D/o.pcap",
+	  "store.transport: must be \"grpc\"" },
 	{ NULL, "replay --config D/nope.json --mappings V/mappings.jsonl --in V/packets.pcap --out D/o.pcap",
 	  "nope.json: No such file or directory" },
 };

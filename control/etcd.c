@@ -49,6 +49,8 @@ struct etcd_buf {
 struct fg_etcd {
 	char **eps;                 /* base URLs, without a trailing '/' */
 	struct etcd_grpc *grpc;     /* transactions over gRPC, or NULL */
+	bool resent;                /* the last request went to a second endpoint
+				     * after one that may have taken it */
 	size_t n_eps, cur;          /* cur: the endpoint that answered last */
 	unsigned int timeout_ms, connect_ms;
 	CURL *easy;
@@ -364,6 +366,12 @@ fg_etcd_close(struct fg_etcd *e)
 	free(e);
 }
 
+bool
+fg_etcd_resent(const struct fg_etcd *e)
+{
+	return e->resent;
+}
+
 const char *
 fg_etcd_endpoint(const struct fg_etcd *e)
 {
@@ -508,9 +516,14 @@ etcd_call(struct fg_etcd *e, const char *path, json_t *body, json_t **out,
 	*out = NULL;
 	if (text == NULL)
 		return fg_err_set(err, ENOMEM, "out of memory for an etcd request");
+	e->resent = false;
 	for (size_t i = 0; i < e->n_eps; i++) {
 		size_t ep = (e->cur + i) % e->n_eps;
-		enum etcd_outcome k = etcd_post(e, ep, path, text, len, out, &last);
+		enum etcd_outcome k;
+
+		if (i > 0 && last.code != ECONNREFUSED && last.code != EHOSTUNREACH)
+			e->resent = true;
+		k = etcd_post(e, ep, path, text, len, out, &last);
 
 		if (k == ETCD_OK) {
 			e->cur = ep;
@@ -749,13 +762,17 @@ etcd_grpc_call(struct fg_etcd *e, const char *method, const uint8_t *req, size_t
 {
 	struct fg_err last = { 0, "" };
 
+	e->resent = false;
 	for (size_t i = 0; i < e->n_eps; i++) {
 		size_t ep = (e->cur + i) % e->n_eps;
 		char msg[200];
-		int st = etcd_grpc_unary(e->grpc, ep, method, req, len, e->timeout_ms,
-					 reply, reply_len, msg, sizeof(msg));
+		int st, code;
 		enum etcd_outcome k;
-		int code;
+
+		if (i > 0 && last.code != ECONNREFUSED && last.code != EHOSTUNREACH)
+			e->resent = true;
+		st = etcd_grpc_unary(e->grpc, ep, method, req, len, e->timeout_ms,
+				     reply, reply_len, msg, sizeof(msg));
 
 		if (st == 0) {
 			e->cur = ep;

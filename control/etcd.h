@@ -55,6 +55,11 @@ struct fg_etcd_opts {
  * contacted). */
 struct fg_etcd *fg_etcd_open(const struct fg_etcd_opts *o, struct fg_err *err);
 void fg_etcd_close(struct fg_etcd *e);
+/* Whether the last request was sent again to another endpoint after one
+ * that failed in a way that may have taken it (a timeout, a broken
+ * connection, an error reply; not a refused connection): a txn that then
+ * fails its compares may be failing on its own first attempt. */
+bool fg_etcd_resent(const struct fg_etcd *e);
 /* The endpoint the last request went to. */
 const char *fg_etcd_endpoint(const struct fg_etcd *e);
 

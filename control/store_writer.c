@@ -139,11 +139,107 @@ struct fg_cache {
 #define FG_CACHE_MAX 262144     /* entries a writer keeps between writes */
 #define FG_ROUNDS 8             /* rounds of reads for one write */
 
+/* A write whose outcome is unknown: its transaction may have landed (the
+ * request timed out or its connection broke, or it was re-sent to another
+ * member and the re-send's compares failed, perhaps on the first attempt's
+ * own changes). Kept until the same write (the same op lines) is tried
+ * again, which first reads whether the store holds exactly what it meant
+ * to write; then it has landed, once. */
+struct fg_pending {
+	char *sig;              /* the write's op lines, joined; NULL: none */
+	size_t n;
+	char **keys, **vals;    /* vals[i] NULL: deleted */
+};
+
 struct fg_store_writer {
 	struct fg_etcd *etcd;
 	char prefix[FG_STORE_PREFIX_MAX + 1];
 	struct fg_cache c;
+	struct fg_pending pend;
 };
+
+static void
+fg_pending_clear(struct fg_pending *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->keys[i]);
+		free(p->vals[i]);
+	}
+	free(p->keys);
+	free(p->vals);
+	free(p->sig);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Remember the txn's writes (but seq's, which others rewrite). */
+static void
+fg_pending_set(struct fg_pending *p, const char *sig, const struct fg_etcd_op *ops, size_t n,
+	       const char *seq_key)
+{
+	fg_pending_clear(p);
+	p->keys = calloc(n ? n : 1, sizeof(*p->keys));
+	p->vals = calloc(n ? n : 1, sizeof(*p->vals));
+	p->sig = strdup(sig);
+	if (p->keys == NULL || p->vals == NULL || p->sig == NULL) {
+		fg_pending_clear(p);    /* cannot tell later: a plain retry */
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ops[i].key, seq_key) == 0)
+			continue;
+		p->keys[p->n] = strdup(ops[i].key);
+		p->vals[p->n] = ops[i].type == FG_ETCD_PUT ? strdup(ops[i].value) : NULL;
+		if (p->keys[p->n] == NULL || (ops[i].type == FG_ETCD_PUT && p->vals[p->n] == NULL)) {
+			fg_pending_clear(p);
+			return;
+		}
+		p->n++;
+	}
+}
+
+struct fg_pending_ctx {
+	const struct fg_pending *p;
+	bool same;
+	int64_t rev;
+};
+
+static int
+fg_pending_cmp(void *ctx, size_t i, const struct fg_etcd_kv *kv)
+{
+	struct fg_pending_ctx *x = ctx;
+	const char *want = x->p->vals[i];
+
+	if (kv == NULL ? want != NULL
+		       : want == NULL || kv->value_len != strlen(want) ||
+			 memcmp(kv->value, want, kv->value_len) != 0)
+		x->same = false;
+	if (kv != NULL && kv->mod_revision > x->rev)
+		x->rev = kv->mod_revision;
+	return 0;
+}
+
+/* 1: the store holds what the pending write meant (its revision in *rev,
+ * the newest of its keys'); 0: it does not (or nothing is pending for this
+ * write); -errno. The pending write is forgotten either way. */
+static int
+fg_pending_landed(struct fg_store_writer *w, const char *sig, int64_t *rev, struct fg_err *err)
+{
+	struct fg_pending_ctx x = { .p = &w->pend, .same = true };
+	int ret;
+
+	if (w->pend.sig == NULL || strcmp(w->pend.sig, sig) != 0 || w->pend.n == 0) {
+		fg_pending_clear(&w->pend);
+		return 0;
+	}
+	ret = fg_etcd_get_many(w->etcd, (const char *const *)w->pend.keys, w->pend.n,
+			       fg_pending_cmp, &x, err);
+	fg_pending_clear(&w->pend);
+	if (ret < 0)
+		return ret;
+	if (x.same && rev != NULL)
+		*rev = x.rev;
+	return x.same ? 1 : 0;
+}
 
 static void
 fg_tree_node_free(void *p)
@@ -735,6 +831,7 @@ fg_store_writer_close(struct fg_store_writer *w)
 	if (w == NULL)
 		return;
 	fg_cache_free(&w->c);
+	fg_pending_clear(&w->pend);
 	fg_etcd_close(w->etcd);
 	free(w);
 }
@@ -774,7 +871,7 @@ fg_cache_commit(struct fg_cache *c, int64_t rev)
 /* One attempt: 1 written, 0 the store changed in between (retry), -errno. */
 static int
 fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
-       bool first, int64_t *revision, size_t *failed, struct fg_err *err)
+       bool first, const char *sig, int64_t *revision, size_t *failed, struct fg_err *err)
 {
 	char seq_key[FG_STORE_KEY_MAX], end[FG_STORE_KEY_MAX], *seq_val = NULL;
 	struct fg_etcd_cmp *cmp = NULL;
@@ -785,6 +882,11 @@ fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
 	int ret;
 
 	fg_store_key(seq_key, w->prefix, FG_SK_SEQ, 0);
+	if (w->pend.sig != NULL) {
+		ret = fg_pending_landed(w, sig, revision, err);
+		if (ret != 0)
+			return ret;     /* landed (1), or the store cannot say (-errno) */
+	}
 	if (whole || w->c.n > FG_CACHE_MAX)
 		fg_cache_free(&w->c);
 	fg_cache_begin(&w->c, first);
@@ -894,8 +996,14 @@ fg_try(struct fg_store_writer *w, const struct fg_op *ops, size_t n, bool whole,
 		ret = fg_etcd_txn(w->etcd, cmp, n_cmp, wops, n_ops, NULL, 0, &ok, &rev, err);
 		if (ret == 0 && ok) {
 			fg_cache_commit(&w->c, rev);
+			fg_pending_clear(&w->pend);
 			if (revision != NULL)
 				*revision = rev;
+		} else if ((ret == 0 && fg_etcd_resent(w->etcd)) ||
+			   ret == -ETIMEDOUT || ret == -EIO || ret == -ECONNRESET ||
+			   (ret < 0 && fg_etcd_resent(w->etcd))) {
+			/* Perhaps landed: the next try of this write looks first. */
+			fg_pending_set(&w->pend, sig, wops, n_ops, seq_key);
 		}
 	}
 	if (ret == 0)
@@ -917,6 +1025,7 @@ fg_store_apply(struct fg_store_writer *w, const char *const *lines, const size_t
 	       struct fg_err *err)
 {
 	struct fg_op *ops = calloc(n ? n : 1, sizeof(*ops));
+	char *sig = NULL;
 	int ret = 0;
 
 	if (ops == NULL)
@@ -926,8 +1035,27 @@ fg_store_apply(struct fg_store_writer *w, const char *const *lines, const size_t
 		if (ret < 0 && failed != NULL)
 			*failed = i;
 	}
+	/* The write's signature: its op lines, to know a retry of it. */
+	size_t sig_len = 2;
+
+	for (size_t i = 0; i < n; i++)
+		sig_len += lens[i] + 1;
+	sig = ret == 0 ? malloc(sig_len) : NULL;
+	if (ret == 0 && sig == NULL)
+		ret = fg_err_set(err, ENOMEM, "out of memory for %zu operations", n);
+	if (sig != NULL) {
+		size_t at = 0;
+
+		sig[at++] = whole_prefix ? 'W' : 'P';
+		for (size_t i = 0; i < n; i++) {
+			memcpy(sig + at, lines[i], lens[i]);
+			at += lens[i];
+			sig[at++] = '\n';
+		}
+		sig[at] = '\0';
+	}
 	for (int attempt = 0; ret == 0; attempt++) {
-		ret = fg_try(w, ops, n, whole_prefix, attempt == 0, revision, failed, err);
+		ret = fg_try(w, ops, n, whole_prefix, attempt == 0, sig, revision, failed, err);
 		if (ret == 1) {
 			ret = 0;
 			break;
@@ -946,6 +1074,7 @@ fg_store_apply(struct fg_store_writer *w, const char *const *lines, const size_t
 		fg_cache_free(&w->c);
 	else
 		fg_cache_begin(&w->c, false);
+	free(sig);
 	free(ops);
 	return ret;
 }

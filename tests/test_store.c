@@ -29,6 +29,12 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -999,4 +1005,173 @@ Test(store, a_writer_never_decides_on_a_stale_cache, .fini = teardown, .timeout 
 	fg_etcd_close(raw);
 	fg_store_writer_close(a);
 	fg_store_writer_close(b);
+}
+
+/* ---- a write that landed but was not acknowledged ------------------------------- */
+
+/* A TCP proxy in front of one etcd endpoint that, once told to, still
+ * passes requests on but throws the answers away: a write through it lands
+ * and its writer never hears. */
+struct proxy {
+	int lfd, port;
+	const char *target_host;
+	int target_port;
+	volatile int drop, stop;
+	pthread_t th;
+};
+
+struct proxy_conn {
+	int c, sfd;
+	struct proxy *p;
+};
+
+static void *
+proxy_conn(void *arg)
+{
+	struct proxy_conn *k = arg;
+	char buf[65536];
+
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = k->c, .events = POLLIN },
+					{ .fd = k->sfd, .events = POLLIN } };
+
+		if (k->p->stop || poll(pf, 2, 100) < 0)
+			break;
+		if (pf[0].revents) {
+			ssize_t n = read(k->c, buf, sizeof(buf));
+
+			if (n <= 0 || write(k->sfd, buf, (size_t)n) != n)
+				break;
+		}
+		if (pf[1].revents) {
+			ssize_t n = read(k->sfd, buf, sizeof(buf));
+
+			if (n <= 0)
+				break;
+			if (!k->p->drop && write(k->c, buf, (size_t)n) != n)
+				break;
+		}
+	}
+	close(k->c);
+	close(k->sfd);
+	free(k);
+	return NULL;
+}
+
+static void *
+proxy_main(void *arg)
+{
+	struct proxy *p = arg;
+
+	while (!p->stop) {
+		struct pollfd pf = { .fd = p->lfd, .events = POLLIN };
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p->target_port) };
+		struct proxy_conn *k;
+		pthread_t t;
+		int c, sfd;
+
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		c = accept(p->lfd, NULL, NULL);
+		if (c < 0)
+			continue;
+		sfd = socket(AF_INET, SOCK_STREAM, 0);
+		inet_pton(AF_INET, p->target_host, &sa.sin_addr);
+		k = malloc(sizeof(*k));
+		if (k == NULL || connect(sfd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			free(k);
+			close(c);
+			close(sfd);
+			continue;
+		}
+		*k = (struct proxy_conn){ .c = c, .sfd = sfd, .p = p };
+		pthread_create(&t, NULL, proxy_conn, k);
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+static void
+proxy_start(struct proxy *p, const char *endpoint)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	static char host[64];
+
+	cr_assert_eq(sscanf(endpoint, "http://%63[^:]:%d", host, &p->target_port), 2, "%s", endpoint);
+	p->target_host = host;
+	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert_eq(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(p->lfd, 16), 0);
+	getsockname(p->lfd, (struct sockaddr *)&sa, &len);
+	p->port = ntohs(sa.sin_port);
+	cr_assert_eq(pthread_create(&p->th, NULL, proxy_main, p), 0);
+}
+
+static void
+proxy_stop(struct proxy *p)
+{
+	p->stop = 1;
+	pthread_join(p->th, NULL);
+	close(p->lfd);
+	usleep(200000);         /* the connections see stop */
+}
+
+/* The writer's transaction reaches etcd and lands, its answer is lost, the
+ * request times out and goes to the next member, where its compares fail
+ * on the first attempt's own changes. Read afresh, the move is "refused"
+ * (the device is already the new tenant's) unless the writer first looks
+ * whether the store holds exactly what it meant to write: then the write
+ * has landed, once, and that is its answer. */
+Test(store, a_write_that_landed_unacknowledged_is_not_refused_on_retry, .fini = teardown,
+     .timeout = 120)
+{
+	static struct proxy px;
+	struct fg_err err = { 0 };
+	struct fg_store_writer *w;
+	struct fg_etcd_opts eo = { 0 };
+	struct fg_etcd *raw;
+	char eps[256], msg[512];
+	double t0;
+
+	lab_up(1);
+	proxy_start(&px, fg_etcd_lab_endpoint(lab, 0));
+	snprintf(eps, sizeof(eps), "http://127.0.0.1:%d,%s", px.port, fg_etcd_lab_endpoint(lab, 0));
+	/* The gateway: its HTTP/1.1 request goes through the proxy whole. */
+	w = fg_store_writer_open_gateway(eps, PREFIX, 1000, &err);
+	cr_assert_not_null(w, "%s", err.msg);
+	eo.endpoints = fg_etcd_lab_endpoints(lab);
+	raw = fg_etcd_open(&eo, &err);
+	cr_assert_not_null(raw, "%s", err.msg);
+
+	/* Through the proxy, answers passed: every key the move reads is then
+	 * known to the writer, so the move is one request, its txn. */
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":1}"), 0, "%s", msg);
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":2}"), 0, "%s", msg);
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"10.0.0.1\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"10.0.0.2\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":1,\"device\":\"0x5\",\"epoch\":1,\"sinks\":[10]}"), 0, "%s", msg);
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":2,\"device\":\"0x6\",\"epoch\":1,\"sinks\":[20]}"), 0, "%s", msg);
+
+	px.drop = 1;
+	t0 = now_s();
+	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"move\",\"device\":\"0x5\",\"from\":1,\"to\":2,\"epoch\":2,\"sinks\":[20]}"), 0,
+		     "the move landed on its first attempt, and its retry was refused: %s", msg);
+	cr_expect_geq(now_s() - t0, 0.9, "the first attempt's answer was not lost (%.2f s): the test did not test",
+		      now_s() - t0);
+	cr_expect_eq(use_count(raw, "tenant", 1, "devices"), 0, "tenant 1 still counts a device");
+	cr_expect_eq(use_count(raw, "tenant", 2, "devices"), 2, "tenant 2 does not count 2 devices");
+	cr_expect_eq(use_count(raw, "sink", 10, "devices"), 0);
+	cr_expect_eq(use_count(raw, "sink", 20, "devices"), 2);
+	{
+		struct fg_etcd_kv kv;
+
+		cr_assert_eq(fg_etcd_get(raw, PREFIX "device/0000000000000005", &kv, NULL, &err), 1, "%s", err.msg);
+		cr_expect(strstr(kv.value, "\"tenant\":2") != NULL && strstr(kv.value, "\"epoch\":2") != NULL,
+			  "device 5: %s", kv.value);
+	}
+	fg_store_writer_close(w);
+	fg_etcd_close(raw);
+	proxy_stop(&px);
 }

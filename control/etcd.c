@@ -1340,23 +1340,44 @@ grpc_watch_start(struct fg_etcd *e, const char *key, const char *range_end,
 	return 0;
 }
 
-/* One WatchResponse's events into e->evs, like watch_take_events. */
-static int
-grpc_watch_take_events(struct fg_etcd *e, const Etcdserverpb__WatchResponse *r)
+/* Room for n events of one response, the arena emptied; the offsets
+ * (key, value) of each event's strings in the arena, to fill; NULL: no
+ * memory. */
+static size_t *
+watch_evs_begin(struct fg_etcd *e, size_t n)
 {
-	size_t n = r->n_events, *offs;
-
 	e->n_evs = e->ev_next = 0;
 	e->w_arena.len = 0;
 	if (n > e->cap_evs) {
 		struct fg_etcd_event *p = realloc(e->evs, n * sizeof(*p));
 
 		if (p == NULL)
-			return -ENOMEM;
+			return NULL;
 		e->evs = p;
 		e->cap_evs = n;
 	}
-	offs = calloc(n ? 2 * n : 1, sizeof(*offs));
+	return calloc(n ? 2 * n : 1, sizeof(size_t));
+}
+
+/* The arena has stopped moving: point the events into it. */
+static void
+watch_evs_end(struct fg_etcd *e, size_t *offs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		e->evs[i].kv.key = e->w_arena.p + offs[2 * i];
+		e->evs[i].kv.value = e->w_arena.p + offs[2 * i + 1];
+	}
+	free(offs);
+	e->n_evs = n;
+}
+
+/* One WatchResponse's events into e->evs, like watch_take_events. */
+static int
+grpc_watch_take_events(struct fg_etcd *e, const Etcdserverpb__WatchResponse *r)
+{
+	size_t n = r->n_events, *offs;
+
+	offs = watch_evs_begin(e, n);
 	if (offs == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -1389,12 +1410,7 @@ grpc_watch_take_events(struct fg_etcd *e, const Etcdserverpb__WatchResponse *r)
 			out->kv.version = kv->version;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		e->evs[i].kv.key = e->w_arena.p + offs[2 * i];
-		e->evs[i].kv.value = e->w_arena.p + offs[2 * i + 1];
-	}
-	free(offs);
-	e->n_evs = n;
+	watch_evs_end(e, offs, n);
 	return 0;
 }
 
@@ -1542,17 +1558,7 @@ watch_take_events(struct fg_etcd *e, const json_t *events)
 	const json_t *ev;
 	size_t *offs;
 
-	e->n_evs = e->ev_next = 0;
-	e->w_arena.len = 0;
-	if (n > e->cap_evs) {
-		struct fg_etcd_event *p = realloc(e->evs, n * sizeof(*p));
-
-		if (p == NULL)
-			return -ENOMEM;
-		e->evs = p;
-		e->cap_evs = n;
-	}
-	offs = calloc(n ? 2 * n : 1, sizeof(*offs));
+	offs = watch_evs_begin(e, n);
 	if (offs == NULL)
 		return -ENOMEM;
 	json_array_foreach(events, i, ev) {
@@ -1576,13 +1582,7 @@ watch_take_events(struct fg_etcd *e, const json_t *events)
 		out->kv.mod_revision = j_i64(kv, "mod_revision");
 		out->kv.version = j_i64(kv, "version");
 	}
-	/* The arena has stopped moving: point into it. */
-	for (i = 0; i < n; i++) {
-		e->evs[i].kv.key = e->w_arena.p + offs[2 * i];
-		e->evs[i].kv.value = e->w_arena.p + offs[2 * i + 1];
-	}
-	free(offs);
-	e->n_evs = n;
+	watch_evs_end(e, offs, n);
 	return 0;
 }
 

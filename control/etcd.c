@@ -498,24 +498,22 @@ etcd_post(struct fg_etcd *e, size_t ep, const char *path, const char *body,
 	}
 }
 
+/* One try of a request on endpoint ep: what the answer means (etcd_post,
+ * grpc_post). */
+typedef enum etcd_outcome etcd_try_fn(struct fg_etcd *e, size_t ep, void *req,
+				      struct fg_err *err);
+
 /*
- * The one way a request goes out: the body (stolen) to path, tried on each
- * endpoint once around the list starting from the one that answered last.
- * 0 and *out (a new reference), or -errno with err set.
+ * The one way a request goes out, over either transport: tried on each
+ * endpoint once around the list, starting from the one that answered last.
+ * 0, or -errno with err set. Notes in e->resent whether it went to a second
+ * endpoint after one that may have taken it.
  */
 static int
-etcd_call(struct fg_etcd *e, const char *path, json_t *body, json_t **out,
-	  struct fg_err *err)
+etcd_walk(struct fg_etcd *e, etcd_try_fn *try, void *req, struct fg_err *err)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	size_t len = text ? strlen(text) : 0;
 	struct fg_err last = { 0, "" };
-	int rc = 0;
 
-	json_decref(body);
-	*out = NULL;
-	if (text == NULL)
-		return fg_err_set(err, ENOMEM, "out of memory for an etcd request");
 	e->resent = false;
 	for (size_t i = 0; i < e->n_eps; i++) {
 		size_t ep = (e->cur + i) % e->n_eps;
@@ -523,27 +521,56 @@ etcd_call(struct fg_etcd *e, const char *path, json_t *body, json_t **out,
 
 		if (i > 0 && last.code != ECONNREFUSED && last.code != EHOSTUNREACH)
 			e->resent = true;
-		k = etcd_post(e, ep, path, text, len, out, &last);
-
+		k = try(e, ep, req, &last);
 		if (k == ETCD_OK) {
 			e->cur = ep;
-			goto done;
+			return 0;
 		}
 		if (k == ETCD_FAIL) {
 			e->cur = ep;
-			rc = -last.code;
 			if (err != NULL)
 				*err = last;
-			goto done;
+			return -last.code;
 		}
 	}
-	rc = -last.code;
 	if (err != NULL) {
 		*err = last;
 		if (e->n_eps > 1)
 			fg_err_prefix(err, "no etcd endpoint of %zu answered; last: ", e->n_eps);
 	}
-done:
+	return -last.code;
+}
+
+struct etcd_post_req {
+	const char *path, *text;
+	size_t len;
+	json_t **out;
+};
+
+static enum etcd_outcome
+etcd_post_try(struct fg_etcd *e, size_t ep, void *req, struct fg_err *err)
+{
+	struct etcd_post_req *r = req;
+
+	return etcd_post(e, ep, r->path, r->text, r->len, r->out, err);
+}
+
+/* A gateway request: the body (stolen) to path. 0 and *out (a new
+ * reference), or -errno with err set. */
+static int
+etcd_call(struct fg_etcd *e, const char *path, json_t *body, json_t **out,
+	  struct fg_err *err)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	struct etcd_post_req r = { .path = path, .text = text, .len = text ? strlen(text) : 0,
+				   .out = out };
+	int rc;
+
+	json_decref(body);
+	*out = NULL;
+	if (text == NULL)
+		return fg_err_set(err, ENOMEM, "out of memory for an etcd request");
+	rc = etcd_walk(e, etcd_post_try, &r, err);
 	free(text);
 	return rc;
 }
@@ -750,59 +777,57 @@ fg_etcd_get(struct fg_etcd *e, const char *key, struct fg_etcd_kv *kv,
 
 /* ---- the same over gRPC (transactions only) ---- */
 
-/*
- * One packed request to method, tried on each endpoint once around the list
- * from the one that answered last, like etcd_call(). 0 and *reply (malloc'd)
- * or -errno with err set. A status that says the member cannot answer
- * (unavailable, deadline, no leader) moves on; any other is the answer.
- */
+/* What a gRPC status means: a member that cannot answer (unavailable,
+ * past the deadline, no leader) is passed over, unless the request itself
+ * was too large; anything else is etcd's answer, classed as the gateway's. */
+static enum etcd_outcome
+grpc_status_kind(int st, const char *msg, int *code)
+{
+	if (st != ETCD_GRPC_UNAVAILABLE && st != ETCD_GRPC_DEADLINE_EXCEEDED)
+		return etcd_error_kind(0, msg, code);
+	if (strstr(msg, "too large") != NULL || strstr(msg, "larger than max") != NULL) {
+		*code = E2BIG;
+		return ETCD_FAIL;
+	}
+	*code = strstr(msg, "leader") != NULL ? EIO
+		: st == ETCD_GRPC_UNAVAILABLE ? ECONNREFUSED : ETIMEDOUT;
+	return ETCD_NEXT;
+}
+
+struct grpc_post_req {
+	const char *method;
+	const uint8_t *req;
+	size_t len;
+	uint8_t **reply;
+	size_t *reply_len;
+};
+
+static enum etcd_outcome
+grpc_post_try(struct fg_etcd *e, size_t ep, void *req, struct fg_err *err)
+{
+	struct grpc_post_req *r = req;
+	char msg[200];
+	int code, st = etcd_grpc_unary(e->grpc, ep, r->method, r->req, r->len, e->timeout_ms,
+				       r->reply, r->reply_len, msg, sizeof(msg));
+	enum etcd_outcome k;
+
+	if (st == 0)
+		return ETCD_OK;
+	k = grpc_status_kind(st, msg, &code);
+	fg_err_set(err, code, "etcd %s (gRPC) %s: status %d: %.120s", e->eps[ep], r->method, st, msg);
+	return k;
+}
+
+/* A packed request to method over gRPC. 0 and *reply (malloc'd), or -errno
+ * with err set. */
 static int
 etcd_grpc_call(struct fg_etcd *e, const char *method, const uint8_t *req, size_t len,
 	       uint8_t **reply, size_t *reply_len, struct fg_err *err)
 {
-	struct fg_err last = { 0, "" };
+	struct grpc_post_req r = { .method = method, .req = req, .len = len, .reply = reply,
+				   .reply_len = reply_len };
 
-	e->resent = false;
-	for (size_t i = 0; i < e->n_eps; i++) {
-		size_t ep = (e->cur + i) % e->n_eps;
-		char msg[200];
-		int st, code;
-		enum etcd_outcome k;
-
-		if (i > 0 && last.code != ECONNREFUSED && last.code != EHOSTUNREACH)
-			e->resent = true;
-		st = etcd_grpc_unary(e->grpc, ep, method, req, len, e->timeout_ms,
-				     reply, reply_len, msg, sizeof(msg));
-
-		if (st == 0) {
-			e->cur = ep;
-			return 0;
-		}
-		if (st == ETCD_GRPC_UNAVAILABLE || st == ETCD_GRPC_DEADLINE_EXCEEDED) {
-			code = st == ETCD_GRPC_UNAVAILABLE ? ECONNREFUSED : ETIMEDOUT;
-			k = strstr(msg, "too large") != NULL || strstr(msg, "larger than max") != NULL
-				? (code = E2BIG, ETCD_FAIL) : ETCD_NEXT;
-			/* etcd's own "no leader" and the like come as unavailable too */
-			if (k == ETCD_NEXT && (strstr(msg, "leader") != NULL))
-				code = EIO;
-		} else {
-			k = etcd_error_kind(0, msg, &code);
-		}
-		fg_err_set(&last, code, "etcd %s (gRPC) %s: status %d: %.120s",
-			   e->eps[ep], method, st, msg);
-		if (k == ETCD_FAIL) {
-			e->cur = ep;
-			if (err != NULL)
-				*err = last;
-			return -code;
-		}
-	}
-	if (err != NULL) {
-		*err = last;
-		if (e->n_eps > 1)
-			fg_err_prefix(err, "no etcd endpoint of %zu answered; last: ", e->n_eps);
-	}
-	return -last.code;
+	return etcd_walk(e, grpc_post_try, &r, err);
 }
 
 /* Requests of a gRPC txn: ops in out (the protobuf-c structs point into the

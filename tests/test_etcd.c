@@ -60,20 +60,25 @@ o_grpc(void)
 
 /* A handle on the endpoints (kept for teardown). */
 static struct fg_etcd *
-handle(const char *endpoints, unsigned int timeout_ms)
+handle_with(const char *endpoints, unsigned int timeout_ms, bool grpc)
 {
 	struct fg_etcd_opts o = { .endpoints = endpoints, .timeout_ms = timeout_ms,
-				  .connect_timeout_ms = 500,
-				  .grpc = o_grpc() && strstr(endpoints, "https://") == NULL };
+				  .connect_timeout_ms = 500, .grpc = grpc };
 	struct fg_err err = { 0, "" };
 	struct fg_etcd *e = fg_etcd_open(&o, &err);
 	size_t i;
 
-	cr_assert_not_null(e, "open %s: %s", endpoints, err.msg);
+	cr_assert_not_null(e, "open %s%s: %s", endpoints, grpc ? " over gRPC" : "", err.msg);
 	for (i = 0; handles[i] != NULL; i++)
 		cr_assert(i + 1 < sizeof(handles) / sizeof(handles[0]));
 	handles[i] = e;
 	return e;
+}
+
+static struct fg_etcd *
+handle(const char *endpoints, unsigned int timeout_ms)
+{
+	return handle_with(endpoints, timeout_ms, o_grpc() && strstr(endpoints, "https://") == NULL);
 }
 
 /* Member i's endpoint first, then the others. */
@@ -944,17 +949,7 @@ Test(etcd, get_many_reads_every_key_in_few_requests)
 static struct fg_etcd *
 handle_grpc(const char *endpoints, unsigned int timeout_ms)
 {
-	struct fg_etcd_opts o = { .endpoints = endpoints, .timeout_ms = timeout_ms,
-				  .connect_timeout_ms = 500, .grpc = true };
-	struct fg_err err = { 0, "" };
-	struct fg_etcd *e = fg_etcd_open(&o, &err);
-	size_t i;
-
-	cr_assert_not_null(e, "open %s over gRPC: %s", endpoints, err.msg);
-	for (i = 0; handles[i] != NULL; i++)
-		cr_assert(i + 1 < sizeof(handles) / sizeof(handles[0]));
-	handles[i] = e;
-	return e;
+	return handle_with(endpoints, timeout_ms, true);
 }
 
 /* The same transactions as over the gateway: both branches, deletes, the

@@ -900,6 +900,22 @@ one(struct fg_store_writer *w, char *msg, size_t cap, const char *fmt, ...)
 	return ret;
 }
 
+/* Tenants 1 and 2, with sinks 10 and 20, through writer w. */
+static void
+two_tenants(struct fg_store_writer *w)
+{
+	static const char *const ops[] = {
+		"{\"op\":\"tenant\",\"tenant\":1}",
+		"{\"op\":\"tenant\",\"tenant\":2}",
+		"{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"10.0.0.1\",\"port\":6000,\"egress\":0}",
+		"{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"10.0.0.2\",\"port\":6000,\"egress\":0}",
+	};
+	char msg[512];
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		cr_assert_eq(one(w, msg, sizeof(msg), "%s", ops[i]), 0, "%s: %s", ops[i], msg);
+}
+
 /* A counter field of a use/ key, as the store holds it (-1: key absent). */
 static json_int_t
 use_count(struct fg_etcd *raw, const char *which, uint32_t id, const char *field)
@@ -956,10 +972,7 @@ Test(store, a_writer_never_decides_on_a_stale_cache, .fini = teardown, .timeout 
 	raw = fg_etcd_open(&eo, &err);
 	cr_assert_not_null(raw, "%s", err.msg);
 
-	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":1}"), 0, "%s", msg);
-	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":2}"), 0, "%s", msg);
-	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"10.0.0.1\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
-	cr_assert_eq(one(a, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"10.0.0.2\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
+	two_tenants(a);
 
 	/* 1. A refusal on a stale value would be wrong: a holds device 5 as
 	 * tenant 1's, b moves it to tenant 2, a deletes it as tenant 2's. */
@@ -1147,10 +1160,7 @@ Test(store, a_write_that_landed_unacknowledged_is_not_refused_on_retry, .fini = 
 
 	/* Through the proxy, answers passed: every key the move reads is then
 	 * known to the writer, so the move is one request, its txn. */
-	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":1}"), 0, "%s", msg);
-	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"tenant\",\"tenant\":2}"), 0, "%s", msg);
-	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":10,\"tenant\":1,\"addr\":\"10.0.0.1\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
-	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"sink\",\"sink\":20,\"tenant\":2,\"addr\":\"10.0.0.2\",\"port\":6000,\"egress\":0}"), 0, "%s", msg);
+	two_tenants(w);
 	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":1,\"device\":\"0x5\",\"epoch\":1,\"sinks\":[10]}"), 0, "%s", msg);
 	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":2,\"device\":\"0x6\",\"epoch\":1,\"sinks\":[20]}"), 0, "%s", msg);
 

@@ -50,7 +50,6 @@ void etcd_grpc_stream_close(struct etcd_grpc_stream *s);
 
 /* gRPC status codes etcd.c tells apart (grpc/status.h's values). */
 #define ETCD_GRPC_DEADLINE_EXCEEDED 4
-#define ETCD_GRPC_RESOURCE_EXHAUSTED 8
 #define ETCD_GRPC_UNAVAILABLE 14
 
 #endif /* FG_ETCD_GRPC_H */

@@ -3,7 +3,8 @@
  * and the rules): records appended to journal.log with pwrite + fdatasync, a
  * snapshot written with write + fsync + rename + directory fsync, and a
  * replay that checks every record (CRC32C from DPDK's rte_hash_crc) before
- * applying any, cutting off a torn tail and refusing damage in the middle.
+ * applying any, cutting off a torn tail (keeping a damaged one's bytes in a
+ * file) and refusing damage in the middle.
  */
 #define _GNU_SOURCE               /* memmem */
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -26,6 +28,7 @@
 #define FG_JOURNAL_LOG "journal.log"
 #define FG_JOURNAL_SNAP "snapshot.jsonl"
 #define FG_JOURNAL_TMP "snapshot.tmp"
+#define FG_JOURNAL_CUT FG_JOURNAL_LOG ".cut-"
 #define FG_JOURNAL_SNAP_HEADER_MAX 256   /* bytes of the snapshot's first line */
 
 static const char fg_journal_magic[4] = { 'F', 'G', 'J', '1' };
@@ -361,40 +364,83 @@ fg_snapshot_read(struct fg_journal *j, char **buf, const char **body,
 	return 0;
 }
 
-/* Is there a whole record at off? If not, *why says what is wrong. */
-static bool
-fg_record_whole(const uint8_t *base, uint64_t size, uint64_t off,
-		uint32_t *len, uint32_t *gen, const char **why)
-{
-	const uint8_t *h = base + off;
+/* Why a record is not whole; FG_REC_WHOLE when it is. */
+enum fg_rec_fault {
+	FG_REC_WHOLE,
+	FG_REC_SHORT_HEADER,
+	FG_REC_BAD_MAGIC,
+	FG_REC_BAD_LENGTH,
+	FG_REC_SHORT_PAYLOAD,
+	FG_REC_BAD_CRC,
+	FG_REC_NOT_LINES,
+};
 
-	if (size - off < FG_JOURNAL_HEADER_LEN) {
-		*why = "short header";
-		return false;
-	}
-	if (memcmp(h, fg_journal_magic, 4) != 0) {
-		*why = "bad magic";
-		return false;
-	}
+static const char *const fg_rec_fault_names[] = {
+	[FG_REC_WHOLE] = "whole",
+	[FG_REC_SHORT_HEADER] = "short header",
+	[FG_REC_BAD_MAGIC] = "bad magic",
+	[FG_REC_BAD_LENGTH] = "bad length",
+	[FG_REC_SHORT_PAYLOAD] = "short payload",
+	[FG_REC_BAD_CRC] = "CRC32C mismatch",
+	[FG_REC_NOT_LINES] = "payload is not op lines",
+};
+
+/* The file ends before the record its header announces: what a crash in
+ * the middle of an append leaves. Any other fault can be damage to an
+ * acknowledged record, so it is not taken for a torn write. */
+static bool
+fg_rec_fault_torn(enum fg_rec_fault f)
+{
+	return f == FG_REC_SHORT_HEADER || f == FG_REC_SHORT_PAYLOAD;
+}
+
+/*
+ * The header at h, left bytes of the file from it on (h is read only when
+ * left >= 16): magic, length, and whether the payload fits. *len and *gen
+ * are set from the header once the magic matches.
+ */
+static enum fg_rec_fault
+fg_record_header(const uint8_t *h, uint64_t left, uint32_t *len, uint32_t *gen)
+{
+	if (left < FG_JOURNAL_HEADER_LEN)
+		return FG_REC_SHORT_HEADER;
+	if (memcmp(h, fg_journal_magic, 4) != 0)
+		return FG_REC_BAD_MAGIC;
 	*len = fg_get_le32(h + 4);
 	*gen = fg_get_le32(h + 8);
-	if (*len == 0 || *len > FG_JOURNAL_RECORD_MAX) {
-		*why = "bad length";
-		return false;
-	}
-	if (*len > size - off - FG_JOURNAL_HEADER_LEN) {
-		*why = "short payload";
-		return false;
-	}
-	if (fg_record_crc(h, h + FG_JOURNAL_HEADER_LEN, *len) != fg_get_le32(h + 12)) {
-		*why = "CRC32C mismatch";
-		return false;
-	}
-	if (fg_lines_problem((const char *)h + FG_JOURNAL_HEADER_LEN, *len) != NULL) {
-		*why = "payload is not op lines";
-		return false;
-	}
-	return true;
+	if (*len == 0 || *len > FG_JOURNAL_RECORD_MAX)
+		return FG_REC_BAD_LENGTH;
+	if (*len > left - FG_JOURNAL_HEADER_LEN)
+		return FG_REC_SHORT_PAYLOAD;
+	return FG_REC_WHOLE;
+}
+
+/* The payload's checks, given what was computed over it (in one piece or
+ * in chunks): crc, the record CRC (finished); has_nul, a NUL byte in it;
+ * last, its last byte. The CRC comes first: a payload that fails it is
+ * damaged whatever it holds. */
+static enum fg_rec_fault
+fg_record_payload(const uint8_t *h, uint32_t crc, bool has_nul, uint8_t last)
+{
+	if (crc != fg_get_le32(h + 12))
+		return FG_REC_BAD_CRC;
+	if (has_nul || last != '\n')
+		return FG_REC_NOT_LINES;
+	return FG_REC_WHOLE;
+}
+
+/* Is there a whole record at off of the size bytes at base? */
+static enum fg_rec_fault
+fg_record_whole(const uint8_t *base, uint64_t size, uint64_t off,
+		uint32_t *len, uint32_t *gen)
+{
+	const uint8_t *h = base + off, *p = h + FG_JOURNAL_HEADER_LEN;
+	enum fg_rec_fault f = fg_record_header(h, size - off, len, gen);
+
+	if (f != FG_REC_WHOLE)
+		return f;
+	return fg_record_payload(h, fg_record_crc(h, p, *len), memchr(p, '\0', *len) != NULL,
+				 p[*len - 1]);
 }
 
 /* The offset of the first whole record after off, or 0 when there is none. */
@@ -404,13 +450,52 @@ fg_record_next_whole(const uint8_t *base, uint64_t size, uint64_t off)
 	for (uint64_t p = off + 1; p + FG_JOURNAL_HEADER_LEN <= size; p++) {
 		const uint8_t *m = memmem(base + p, size - p, fg_journal_magic, 4);
 		uint32_t len, gen;
-		const char *why;
 
 		if (m == NULL)
 			return 0;
 		p = (uint64_t)(m - base);
-		if (fg_record_whole(base, size, p, &len, &gen, &why))
+		if (fg_record_whole(base, size, p, &len, &gen) == FG_REC_WHOLE)
 			return p;
+	}
+	return 0;
+}
+
+/*
+ * Keep the len bytes of a damaged last record in journal.log.cut-<unix
+ * time> (".1", ".2"... when taken: never over an earlier copy) before they
+ * are cut off, written and fsync'd with its directory entry. path gets the
+ * file's path for the caller's message.
+ */
+static int
+fg_keep_cut(struct fg_journal *j, const uint8_t *data, uint64_t len, char *path,
+	    size_t path_size, struct fg_err *err)
+{
+	long long now = (long long)time(NULL);
+	char name[64];
+	int fd = -1, ret;
+
+	for (unsigned int k = 0; k < 1000 && fd < 0; k++) {
+		if (k == 0)
+			snprintf(name, sizeof(name), FG_JOURNAL_CUT "%lld", now);
+		else
+			snprintf(name, sizeof(name), FG_JOURNAL_CUT "%lld.%u", now, k);
+		fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	snprintf(path, path_size, "%s/%s", j->dir, name);
+	if (fd < 0)
+		return fg_err_set(err, errno, "%s: cannot create it: %s", path, strerror(errno));
+	ret = fg_pwrite_all(fd, data, len, 0);
+	if (ret == 0 && fsync(fd) != 0)
+		ret = -errno;
+	if (close(fd) != 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && fsync(j->dirfd) != 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlinkat(j->dirfd, name, 0);
+		return fg_err_set(err, -ret, "%s: %s", path, strerror(-ret));
 	}
 	return 0;
 }
@@ -420,7 +505,8 @@ fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply, void *ctx,
 		  struct fg_journal_stats *st, struct fg_err *err)
 {
 	struct fg_journal_stats s = { 0 };
-	const char *body, *why = NULL;
+	enum fg_rec_fault fault = FG_REC_WHOLE;
+	const char *body;
 	uint8_t *map = NULL;
 	uint64_t size, off = 0, n = 0;
 	size_t body_len;
@@ -452,7 +538,7 @@ fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply, void *ctx,
 	}
 
 	/* First pass: every record is whole and of a known generation. */
-	while (off < size && fg_record_whole(map, size, off, &len, &gen, &why)) {
+	while (off < size && (fault = fg_record_whole(map, size, off, &len, &gen)) == FG_REC_WHOLE) {
 		if (gen > s.generation) {
 			ret = fg_err_set(err, EBADMSG,
 					 "%s/" FG_JOURNAL_LOG ": record %" PRIu64 " at offset %" PRIu64
@@ -472,10 +558,11 @@ fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply, void *ctx,
 					 "%s/" FG_JOURNAL_LOG ": record %" PRIu64 " at offset %" PRIu64
 					 ": %s, but a whole record follows at offset %" PRIu64
 					 ": the journal is damaged, not torn; refusing to replay it",
-					 j->dir, n + 1, off, why, next);
+					 j->dir, n + 1, off, fg_rec_fault_names[fault], next);
 			goto out;
 		}
 		s.bytes_discarded = size - off;
+		s.tail_damaged = !fg_rec_fault_torn(fault);
 	}
 
 	/* Second pass: apply. */
@@ -503,15 +590,25 @@ fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply, void *ctx,
 		s.records_replayed++;
 	}
 
-	/* Cut off the torn tail: it was never acknowledged. */
+	/* Cut off the tail: a torn one was never acknowledged; a damaged one may
+	 * have been, so its bytes are kept first. */
+	if (s.tail_damaged) {
+		ret = fg_keep_cut(j, map + off, size - off, s.cut_file, sizeof(s.cut_file), err);
+		if (ret < 0) {
+			fg_err_prefix(err, "%s/" FG_JOURNAL_LOG ": keeping the damaged last record %"
+				      PRIu64 " at offset %" PRIu64 " (%s) before cutting it off: ",
+				      j->dir, n + 1, off, fg_rec_fault_names[fault]);
+			goto out;
+		}
+	}
 	if (map != NULL) {
 		munmap(map, size);
 		map = NULL;
 	}
 	if (s.bytes_discarded > 0 && (ftruncate(j->fd, (off_t)off) != 0 || fsync(j->fd) != 0)) {
 		ret = fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG
-				 ": cutting off the torn last record at offset %" PRIu64 ": %s",
-				 j->dir, off, strerror(errno));
+				 ": cutting off the %s last record at offset %" PRIu64 ": %s",
+				 j->dir, s.tail_damaged ? "damaged" : "torn", off, strerror(errno));
 		goto out;
 	}
 	j->end = off;

@@ -44,13 +44,23 @@
  * Torn and damaged records. Replay reads every record before applying any.
  * At the first record that is not whole (fewer than 16 bytes left, wrong
  * magic, a length running past the end of the file, a zero length or a
- * payload not ending in '\n', a CRC that does not match), it looks for any
- * whole record further on:
- *   - none: this is the torn last record of a crash mid-append; it was never
+ * payload not ending in '\n' or holding a NUL, a CRC that does not match),
+ * it looks for any whole record further on:
+ *   - none, and the file ends before the record its header announces (fewer
+ *     than 16 bytes, or a good header whose payload runs past the end): this
+ *     is the torn last record of a crash mid-append; it was never
  *     acknowledged. It is discarded: journal.log is truncated to the end of
  *     the last whole record and fsync'd, and the stats say how many bytes
- *     went. (Damage that hits only the last record looks the same and is
- *     treated the same; bytes_discarded lets the caller log it.)
+ *     went.
+ *   - none, but the last record is there in full (or its header is not a
+ *     header) and fails its checks: a crash does not produce that, damage
+ *     on disk does, and the record may have been acknowledged. It is cut off
+ *     too, so that the router starts, but first its bytes are written to
+ *     journal.log.cut-<unix time> (".1", ".2"... appended when taken) beside
+ *     journal.log and fsync'd; the stats set tail_damaged and name that file
+ *     so the caller can say that an acknowledged change may have been lost.
+ *     (A flipped bit that makes the length larger looks like a torn record:
+ *     no check can tell the two apart.)
  *   - some: the journal is damaged in the middle, which no crash produces.
  *     Replay refuses with -EBADMSG naming the record number and offset, and
  *     applies nothing, so the router does not start on a state that silently
@@ -65,6 +75,8 @@
 #ifndef FG_JOURNAL_H
 #define FG_JOURNAL_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -82,7 +94,12 @@ struct fg_journal_stats {
 	uint64_t snapshot_bytes;    /* op-line bytes applied from the snapshot */
 	uint64_t records_replayed;  /* records passed to apply */
 	uint64_t records_skipped;   /* records already in the snapshot */
-	uint64_t bytes_discarded;   /* torn tail cut off journal.log */
+	uint64_t bytes_discarded;   /* torn or damaged tail cut off journal.log */
+	bool tail_damaged;          /* the cut tail was a damaged record, which
+				     * may have been acknowledged */
+	char cut_file[PATH_MAX];    /* when tail_damaged: the file holding the
+				     * cut bytes (the journal directory's path,
+				     * '/', journal.log.cut-...) */
 };
 
 /*
@@ -108,13 +125,13 @@ struct fg_journal *fg_journal_open(const char *dir, struct fg_err *err);
 /*
  * Replay: the snapshot's op lines (if any) as one transaction, then each
  * record of the current generation in order, each as one transaction. Then
- * a torn tail is cut off (see above). Once per open. 0, or -errno with err
- * naming the file, and for a record its number (1-based, counted from the
- * start of journal.log) and byte offset: -EBADMSG for damage (nothing
- * applied), or the callback's error (the records before it stay applied,
- * journal.log is left as it was, and the journal cannot be appended to: the
- * caller is expected to refuse to start). st (may be NULL) is filled in both
- * cases.
+ * a torn or damaged tail is cut off (see above). Once per open. 0, or -errno
+ * with err naming the file, and for a record its number (1-based, counted
+ * from the start of journal.log) and byte offset: -EBADMSG for damage
+ * (nothing applied), or the callback's error, or an error keeping a damaged
+ * tail's bytes (then the records stay applied, journal.log is left as it
+ * was, and the journal cannot be appended to: the caller is expected to
+ * refuse to start). st (may be NULL) is filled in every case.
  */
 int fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply,
 		      void *ctx, struct fg_journal_stats *st,

@@ -6,18 +6,22 @@
  * restores the state, and a crash between the snapshot's rename and the
  * journal's truncation applies nothing twice; bad directories and garbage
  * files give clear errors, never a crash; and a journal of mapping-file op
- * lines rebuilds real ownership tables. Each test works in its own temp
+ * lines rebuilds real ownership tables. A damaged last record is cut but
+ * kept in a file, a torn one is not. Each test works in its own temp
  * directory, removed afterwards.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <criterion/criterion.h>
 
@@ -368,29 +372,148 @@ flip(size_t at)
 	free(buf);
 }
 
-Test(journal, a_flipped_byte_in_the_last_record_is_a_torn_record)
+/* The journal.log.cut-* files in the journal directory. */
+static size_t
+count_cut_files(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+	while ((e = readdir(d)) != NULL)
+		n += strncmp(e->d_name, "journal.log.cut-", 16) == 0;
+	closedir(d);
+	return n;
+}
+
+/* The last record cut, and when it was damaged rather than torn, kept in a
+ * file that holds exactly the cut bytes. */
+static void
+expect_cut(const struct fg_journal_stats *st, const char *what, const void *cut,
+	   size_t cut_len, bool damaged)
+{
+	char prefix[200];
+	size_t len;
+	char *kept;
+
+	cr_expect_eq(st->bytes_discarded, cut_len, "%s: %lu bytes discarded, want %zu", what,
+		     (unsigned long)st->bytes_discarded, cut_len);
+	cr_expect_eq(st->tail_damaged, damaged, "%s: tail_damaged %d", what, st->tail_damaged);
+	if (!damaged) {
+		cr_expect_str_empty(st->cut_file, "%s", what);
+		cr_expect_eq(count_cut_files(), 0, "%s: a torn record was kept", what);
+		return;
+	}
+	snprintf(prefix, sizeof(prefix), "%s/journal.log.cut-", dir);
+	cr_assert(strncmp(st->cut_file, prefix, strlen(prefix)) == 0, "%s: cut_file \"%s\"",
+		  what, st->cut_file);
+	kept = read_all(st->cut_file, &len);
+	cr_expect_eq(len, cut_len, "%s: %s holds %zu bytes", what, st->cut_file, len);
+	cr_expect(len == cut_len && memcmp(kept, cut, len) == 0,
+		  "%s: %s does not hold the cut bytes", what, st->cut_file);
+	free(kept);
+}
+
+Test(journal, a_flipped_byte_in_the_last_record_is_cut_and_kept)
 {
 	size_t end2 = rec_size(R1) + rec_size(R2);
-	size_t where[] = { end2 + 16 + 5, end2 + 0 /* magic */, end2 + 4 /* length */,
-			   end2 + 8 /* generation */, end2 + 12 /* crc */ };
+	/* A flip that makes the length larger leaves a record that runs past
+	 * the end of the file: that is what a torn write looks like, and no
+	 * check tells it apart. Every other flip leaves a record there in
+	 * full that fails its checks: damage, perhaps to an acknowledged
+	 * record. */
+	struct { size_t at; bool damaged; } cases[] = {
+		{ end2 + 16 + 5, true }, { end2 + 0 /* magic */, true },
+		{ end2 + 4 /* length, 70 -> 102 */, false },
+		{ end2 + 8 /* generation */, true }, { end2 + 12 /* crc */, true },
+	};
 
-	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+	cr_assert_eq(strlen(R3) & 0x20, 0, "the length flip would not make it larger");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct fg_journal_stats st;
 		struct fg_journal *j;
 		struct seen s = { 0 };
+		char what[32], *full;
+		size_t total;
 
 		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 		write_three();
-		flip(where[i]);
+		flip(cases[i].at);
+		full = read_all(log_path, &total);
 		j = replay_ok(&s, &st);
-		cr_expect_eq(s.n, 2, "flip at %zu: %zu applied", where[i], s.n);
+		snprintf(what, sizeof(what), "flip at %zu", cases[i].at);
+		cr_expect_eq(s.n, 2, "%s: %zu applied", what, s.n);
 		expect_seen(&s, 0, R1);
 		expect_seen(&s, 1, R2);
-		cr_expect_eq(st.bytes_discarded, rec_size(R3), "flip at %zu", where[i]);
+		expect_cut(&st, what, full + end2, rec_size(R3), cases[i].damaged);
 		cr_expect_eq(file_size(log_path), (long)end2);
 		fg_journal_close(j);
 		seen_free(&s);
+		free(full);
 	}
+}
+
+Test(journal, a_short_last_record_is_torn_a_whole_one_failing_its_crc_is_damaged)
+{
+	size_t end2 = rec_size(R1) + rec_size(R2), total, len;
+	struct fg_journal_stats st;
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char *full, first[4096], *kept;
+
+	/* Five bytes short: torn, never acknowledged, nothing kept. */
+	write_three();
+	full = read_all(log_path, &total);
+	cr_assert_eq(truncate(log_path, (off_t)total - 5), 0);
+	j = replay_ok(&s, &st);
+	cr_expect_eq(s.n, 2);
+	expect_cut(&st, "short", full + end2, rec_size(R3) - 5, false);
+	cr_expect_eq(file_size(log_path), (long)end2);
+	fg_journal_close(j);
+	seen_free(&s);
+	free(full);
+
+	/* Whole length, one payload byte flipped: damaged, cut, kept. */
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	write_three();
+	flip(end2 + 16 + 30);
+	full = read_all(log_path, &total);
+	j = replay_ok(&s, &st);
+	cr_expect_eq(s.n, 2);
+	expect_cut(&st, "flipped", full + end2, rec_size(R3), true);
+	cr_expect_eq(file_size(log_path), (long)end2);
+	cr_expect_eq(count_cut_files(), 1);
+	snprintf(first, sizeof(first), "%s", st.cut_file);
+	/* Cut once: the journal is clean and takes appends after it. */
+	append_ok(j, R3);
+	fg_journal_close(j);
+	seen_free(&s);
+	j = replay_ok(&s, &st);
+	cr_expect_eq(s.n, 3);
+	cr_expect_eq(st.bytes_discarded, 0);
+	cr_expect_eq(st.tail_damaged, false);
+	cr_expect_eq(count_cut_files(), 1);
+	fg_journal_close(j);
+	seen_free(&s);
+
+	/* A second damaged tail (within the same second, as a rule) gets a
+	 * file of its own; the first copy is left as it was. */
+	flip(end2 + 16 + 31);
+	free(full);
+	full = read_all(log_path, &total);
+	j = replay_ok(&s, &st);
+	expect_cut(&st, "second", full + end2, rec_size(R3), true);
+	cr_expect_str_neq(st.cut_file, first);
+	cr_expect_eq(count_cut_files(), 2);
+	kept = read_all(first, &len);
+	cr_expect_eq(len, rec_size(R3));
+	cr_expect(len == rec_size(R3) && memcmp(kept, full + end2, len) != 0 &&
+		  kept[16 + 30] != full[end2 + 16 + 30], "the first copy was overwritten");
+	free(kept);
+	fg_journal_close(j);
+	seen_free(&s);
+	free(full);
 }
 
 Test(journal, a_flipped_byte_in_an_earlier_record_is_refused_and_nothing_applied)
@@ -683,6 +806,14 @@ Test(journal, garbage_is_cut_off_or_refused_never_a_crash)
 		cr_expect_eq(s.n, 0);
 		cr_expect_eq(st.bytes_discarded, n);
 		cr_expect_eq(file_size(log_path), 0);
+		/* Fewer than 16 bytes is a torn header; what is kept is all of it. */
+		if (n < 16)
+			cr_expect_eq(st.tail_damaged, false, "round %d", round);
+		if (st.tail_damaged) {
+			cr_expect_eq(file_size(st.cut_file), (long)n, "round %d", round);
+			cr_expect_eq(unlink(st.cut_file), 0);
+		}
+		cr_expect_eq(count_cut_files(), 0, "round %d", round);
 		fg_journal_close(j);
 	}
 

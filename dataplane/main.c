@@ -396,7 +396,10 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 			cfg->journal_dir, fg_tables_count_devices(fg_ownership_tables(own)),
 			(unsigned long)st.records_replayed, st.snapshot_bytes ? " and a snapshot" : "",
 			(double)(rte_get_timer_cycles() - t0) / rte_get_timer_hz());
-	if (st.bytes_discarded)
+	if (st.tail_damaged)
+		fprintf(stderr, "framegate: ALARM: journal %s: cut off a damaged last record (%lu bytes): an acknowledged change may have been lost; the cut bytes are kept in %s\n",
+			cfg->journal_dir, (unsigned long)st.bytes_discarded, st.cut_file);
+	else if (st.bytes_discarded)
 		fprintf(stderr, "framegate: journal %s: discarded a torn last record (%lu bytes, never acknowledged)\n",
 			cfg->journal_dir, (unsigned long)st.bytes_discarded);
 	if (o->mappings == NULL)

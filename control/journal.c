@@ -4,9 +4,10 @@
  * snapshot written with write + fsync + rename + directory fsync, and a
  * replay that checks every record (CRC32C from DPDK's rte_hash_crc) before
  * applying any, cutting off a torn tail (keeping a damaged one's bytes in a
- * file) and refusing damage in the middle.
+ * file) and refusing damage in the middle; and the recovery of a journal
+ * whose write failed: cut back, probe the disk, check the records again.
  */
-#define _GNU_SOURCE               /* memmem */
+#define _GNU_SOURCE               /* memmem, O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,7 +29,9 @@
 #define FG_JOURNAL_LOG "journal.log"
 #define FG_JOURNAL_SNAP "snapshot.jsonl"
 #define FG_JOURNAL_TMP "snapshot.tmp"
+#define FG_JOURNAL_PROBE "journal.probe"   /* where O_TMPFILE is not supported */
 #define FG_JOURNAL_CUT FG_JOURNAL_LOG ".cut-"
+#define FG_JOURNAL_CHUNK (1u << 20)       /* bytes read at a time by recovery */
 #define FG_JOURNAL_SNAP_HEADER_MAX 256   /* bytes of the snapshot's first line */
 
 static const char fg_journal_magic[4] = { 'F', 'G', 'J', '1' };
@@ -41,7 +44,12 @@ struct fg_journal {
 	uint64_t records;   /* records in journal.log */
 	uint32_t gen;       /* generation of new records: the snapshot's */
 	bool replayed;      /* appends and snapshots are allowed */
-	bool failed;        /* a write or sync failed: refuse further writes */
+	bool failed;        /* a write or sync failed: refuse writes until recovered */
+	bool snap_pending;  /* a snapshot was renamed in, but the directory fsync
+			     * or the truncation of journal.log after it failed */
+	int fail_code;      /* errno of the failure that set failed */
+	char fail_what[96]; /* what failed, for the refusals: "appending record 12" */
+	char fail_msg[256]; /* that failure's whole message */
 };
 
 /* ---- CRC32C and byte order ------------------------------------------------ */
@@ -232,9 +240,15 @@ fg_journal_open(const char *dir, struct fg_err *err)
 		fg_err_set(err, errno, "%s: fsync: %s", dir, strerror(errno));
 		goto fail;
 	}
-	/* Only now, holding the lock: a snapshot.tmp is a crashed compaction's. */
+	/* Only now, holding the lock: a snapshot.tmp is a crashed compaction's,
+	 * a journal.probe a crashed recovery's. */
 	if (unlinkat(j->dirfd, FG_JOURNAL_TMP, 0) != 0 && errno != ENOENT) {
 		fg_err_set(err, errno, "%s/" FG_JOURNAL_TMP ": cannot remove: %s", dir,
+			   strerror(errno));
+		goto fail;
+	}
+	if (unlinkat(j->dirfd, FG_JOURNAL_PROBE, 0) != 0 && errno != ENOENT) {
+		fg_err_set(err, errno, "%s/" FG_JOURNAL_PROBE ": cannot remove: %s", dir,
 			   strerror(errno));
 		goto fail;
 	}
@@ -627,6 +641,31 @@ out:
 
 /* ---- append and snapshot -------------------------------------------------- */
 
+static int fg_snapshot_finish(struct fg_journal *j, struct fg_err *err);
+
+/*
+ * A write or sync failed: refuse changes until fg_journal_recover(). file is
+ * the file that failed (NULL: the directory), what says what was being done
+ * ("appending record 12 at offset 1234"). The first cause is kept: later
+ * refusals and health name it, not the refusals that follow from it.
+ */
+static int
+fg_journal_fail(struct fg_journal *j, int code, const char *file, const char *what,
+		struct fg_err *err)
+{
+	char msg[sizeof(j->fail_msg)];
+
+	snprintf(msg, sizeof(msg), "%s%s%s: %s: %s", j->dir, file != NULL ? "/" : "",
+		 file != NULL ? file : "", what, strerror(code));
+	if (!j->failed) {
+		j->failed = true;
+		j->fail_code = code;
+		snprintf(j->fail_what, sizeof(j->fail_what), "%s", what);
+		snprintf(j->fail_msg, sizeof(j->fail_msg), "%s", msg);
+	}
+	return fg_err_set(err, code, "%s", msg);
+}
+
 static int
 fg_journal_writable(const struct fg_journal *j, struct fg_err *err)
 {
@@ -634,10 +673,25 @@ fg_journal_writable(const struct fg_journal *j, struct fg_err *err)
 		return fg_err_set(err, EINVAL, "%s: replay the journal before writing to it",
 				  j->dir);
 	if (j->failed)
-		return fg_err_set(err, EIO,
-				  "%s: an earlier write or sync failed; reopen and replay the journal",
-				  j->dir);
+		return fg_err_set(err, j->fail_code,
+				  "%s/" FG_JOURNAL_LOG ": refusing changes since %s failed: %s"
+				  " (the router retries; see health)",
+				  j->dir, j->fail_what, strerror(j->fail_code));
 	return 0;
+}
+
+bool
+fg_journal_failed(const struct fg_journal *j)
+{
+	return j->failed;
+}
+
+const char *
+fg_journal_last_error(const struct fg_journal *j, int *code)
+{
+	if (code != NULL)
+		*code = j->failed ? j->fail_code : 0;
+	return j->failed ? j->fail_msg : NULL;
 }
 
 int
@@ -668,14 +722,16 @@ fg_journal_append(struct fg_journal *j, const char *lines, size_t len,
 		ret = -errno;
 	free(rec);
 	if (ret < 0) {
-		/* Unknown what reached the disk: cut it off, then write no more. */
+		char what[64];
+
+		/* Unknown what reached the disk: cut it off, then write no more
+		 * until fg_journal_recover() has checked the disk. */
 		if (ftruncate(j->fd, (off_t)j->end) != 0) {
-			/* nothing more to do; the failed flag covers it */
+			/* recovery cuts it again */
 		}
-		j->failed = true;
-		return fg_err_set(err, -ret, "%s/" FG_JOURNAL_LOG ": appending record %" PRIu64
-				  " at offset %" PRIu64 ": %s", j->dir, j->records + 1, j->end,
-				  strerror(-ret));
+		snprintf(what, sizeof(what), "appending record %" PRIu64 " at offset %" PRIu64,
+			 j->records + 1, j->end);
+		return fg_journal_fail(j, -ret, FG_JOURNAL_LOG, what, err);
 	}
 	j->end += FG_JOURNAL_HEADER_LEN + len;
 	j->records++;
@@ -746,17 +802,228 @@ fg_journal_snapshot(struct fg_journal *j, fg_journal_dump_fn *dump, void *ctx,
 
 	/* From the rename on, the old records are superseded (older generation). */
 	j->gen++;
-	if (fsync(j->dirfd) != 0) {
-		j->failed = true;
-		return fg_err_set(err, errno, "%s: fsync after renaming the snapshot: %s",
-				  j->dir, strerror(errno));
-	}
-	if (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0) {
-		j->failed = true;
-		return fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG
-				  ": truncating after the snapshot: %s", j->dir, strerror(errno));
-	}
+	return fg_snapshot_finish(j, err);
+}
+
+/* After the snapshot's rename: make the rename durable, then empty
+ * journal.log. Until both are done, appends would go after records whose
+ * snapshot may not survive a crash, so a failure fails the journal and
+ * fg_journal_recover() calls this again. */
+static int
+fg_snapshot_finish(struct fg_journal *j, struct fg_err *err)
+{
+	j->snap_pending = true;
+	if (fsync(j->dirfd) != 0)
+		return fg_journal_fail(j, errno, NULL,
+				       "syncing the directory after renaming " FG_JOURNAL_SNAP, err);
+	if (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0)
+		return fg_journal_fail(j, errno, FG_JOURNAL_LOG,
+				       "truncating journal.log after the snapshot", err);
 	j->end = 0;
 	j->records = 0;
+	j->snap_pending = false;
+	return 0;
+}
+
+/* ---- recovery after a failed write ----------------------------------------- */
+
+/*
+ * Does the disk take writes? Reserve FG_JOURNAL_PROBE_BYTES in a file of the
+ * journal's directory, then drop it. The file has no name (O_TMPFILE), so
+ * nothing is left behind by a crash; where the file system lacks O_TMPFILE
+ * a named file is unlinked at once (a crash in between leaves one, which
+ * open removes). 0 or -errno (-ENOSPC: still full).
+ */
+static int
+fg_journal_probe(struct fg_journal *j)
+{
+	int fd, ret;
+
+	fd = openat(j->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+		fd = openat(j->dirfd, FG_JOURNAL_PROBE, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			    0600);
+		if (fd >= 0 && unlinkat(j->dirfd, FG_JOURNAL_PROBE, 0) != 0) {
+			ret = -errno;
+			close(fd);
+			return ret;
+		}
+	}
+	if (fd < 0)
+		return -errno;
+	ret = -posix_fallocate(fd, 0, FG_JOURNAL_PROBE_BYTES);
+	if (close(fd) != 0 && ret == 0)
+		ret = -errno;
+	return ret;
+}
+
+/* journal.log read from the start in chunks of FG_JOURNAL_CHUNK: the bytes
+ * from buf + pos to buf + have are the file's from off on. */
+struct fg_reader {
+	int fd;
+	uint8_t *buf;
+	size_t pos, have;
+	uint64_t off;       /* file offset of buf + pos */
+	uint64_t next;      /* file offset of buf + have: where the next read starts */
+	uint64_t size;      /* where reading stops */
+};
+
+/* Make at least want bytes (at most FG_JOURNAL_CHUNK) available from pos,
+ * reading as much as fits; the caller never asks past size. */
+static int
+fg_reader_fill(struct fg_reader *r, size_t want)
+{
+	if (r->have - r->pos >= want)
+		return 0;
+	memmove(r->buf, r->buf + r->pos, r->have - r->pos);
+	r->have -= r->pos;
+	r->pos = 0;
+	while (r->have < want) {
+		uint64_t left = r->size - r->next;
+		size_t room = FG_JOURNAL_CHUNK - r->have;
+		ssize_t n = pread(r->fd, r->buf + r->have, left < room ? (size_t)left : room,
+				  (off_t)r->next);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;   /* shorter than fstat said */
+		r->have += (size_t)n;
+		r->next += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Check the size bytes of journal.log on disk: every record whole and of no
+ * generation newer than the journal's, and as many as were acknowledged.
+ * Reads in bounded chunks, a record's payload too (a record can be 1 GiB).
+ */
+static int
+fg_journal_verify(struct fg_journal *j, uint64_t size, struct fg_err *err)
+{
+	struct fg_reader r = { .fd = j->fd, .size = size };
+	enum fg_rec_fault fault = FG_REC_WHOLE;
+	uint64_t n = 0;
+	uint32_t newer = 0;   /* a record's generation newer than the journal's */
+	int ret = 0;
+
+	r.buf = malloc(FG_JOURNAL_CHUNK);
+	if (r.buf == NULL)
+		return fg_err_set(err, ENOMEM, "%s/" FG_JOURNAL_LOG ": out of memory", j->dir);
+	while (r.off < size) {
+		uint64_t at = r.off, left = size - at;
+		uint8_t h[FG_JOURNAL_HEADER_LEN], last = 0;
+		uint32_t len = 0, gen = 0, crc;
+		bool has_nul = false;
+
+		ret = fg_reader_fill(&r, left < FG_JOURNAL_HEADER_LEN ? (size_t)left
+								  : FG_JOURNAL_HEADER_LEN);
+		if (ret < 0)
+			break;
+		if (left >= FG_JOURNAL_HEADER_LEN)
+			memcpy(h, r.buf + r.pos, FG_JOURNAL_HEADER_LEN);
+		fault = fg_record_header(h, left, &len, &gen);
+		if (fault != FG_REC_WHOLE)
+			break;
+		if (gen > j->gen) {
+			newer = gen;
+			break;
+		}
+		r.pos += FG_JOURNAL_HEADER_LEN;
+		r.off += FG_JOURNAL_HEADER_LEN;
+		crc = fg_crc_update(UINT32_MAX, h, 12);
+		for (uint32_t todo = len; todo > 0;) {
+			size_t take;
+
+			ret = fg_reader_fill(&r, todo < FG_JOURNAL_CHUNK ? todo : FG_JOURNAL_CHUNK);
+			if (ret < 0)
+				break;
+			take = r.have - r.pos < todo ? r.have - r.pos : todo;
+			crc = fg_crc_update(crc, r.buf + r.pos, take);
+			has_nul |= memchr(r.buf + r.pos, '\0', take) != NULL;
+			last = r.buf[r.pos + take - 1];
+			r.pos += take;
+			r.off += take;
+			todo -= (uint32_t)take;
+		}
+		if (ret < 0)
+			break;
+		fault = fg_record_payload(h, ~crc, has_nul, last);
+		if (fault != FG_REC_WHOLE) {
+			r.off = at;
+			break;
+		}
+		n++;
+	}
+	free(r.buf);
+	if (newer != 0)
+		return fg_err_set(err, EBADMSG,
+				  "%s/" FG_JOURNAL_LOG ": record %" PRIu64 " at offset %" PRIu64
+				  ": generation %" PRIu32 " is newer than the journal's (%" PRIu32
+				  "): the journal is damaged; it cannot be recovered by retrying",
+				  j->dir, n + 1, r.off, newer, j->gen);
+	if (ret < 0)
+		return fg_err_set(err, -ret, "%s/" FG_JOURNAL_LOG ": reading it back: %s", j->dir,
+				  strerror(-ret));
+	if (fault != FG_REC_WHOLE)
+		return fg_err_set(err, EBADMSG,
+				  "%s/" FG_JOURNAL_LOG ": record %" PRIu64 " at offset %" PRIu64
+				  ": %s: the journal is damaged; it cannot be recovered by retrying",
+				  j->dir, n + 1, r.off, fg_rec_fault_names[fault]);
+	if (n != j->records)
+		return fg_err_set(err, EBADMSG,
+				  "%s/" FG_JOURNAL_LOG ": holds %" PRIu64 " whole records, %" PRIu64
+				  " were written: the journal is damaged; it cannot be recovered by retrying",
+				  j->dir, n, j->records);
+	return 0;
+}
+
+int
+fg_journal_recover(struct fg_journal *j, struct fg_err *err)
+{
+	struct stat sb;
+	uint64_t size;
+	int ret;
+
+	if (!j->replayed)
+		return fg_err_set(err, EINVAL, "%s: replay the journal before recovering it",
+				  j->dir);
+	if (j->snap_pending) {
+		ret = fg_snapshot_finish(j, err);
+		if (ret < 0)
+			return ret;
+	}
+	if (fstat(j->fd, &sb) != 0)
+		return fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": %s", j->dir, strerror(errno));
+	size = (uint64_t)sb.st_size;
+	if (size < j->end)
+		return fg_err_set(err, EBADMSG,
+				  "%s/" FG_JOURNAL_LOG ": holds %" PRIu64 " bytes, but the written"
+				  " records end at %" PRIu64 ": the journal is damaged; it cannot be"
+				  " recovered by retrying", j->dir, size, j->end);
+	/* What a failed append left after the last acknowledged record. */
+	if (size > j->end && ftruncate(j->fd, (off_t)j->end) != 0)
+		return fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": still cannot cut it back to %"
+				  PRIu64 " bytes: %s", j->dir, j->end, strerror(errno));
+	if (fsync(j->fd) != 0)
+		return fg_err_set(err, errno, "%s/" FG_JOURNAL_LOG ": still cannot sync: %s",
+				  j->dir, strerror(errno));
+	ret = fg_journal_probe(j);
+	if (ret < 0)
+		return fg_err_set(err, -ret, "%s: still cannot write: %s", j->dir, strerror(-ret));
+	/* The pages are clean after the fsync: drop them, so that the check
+	 * reads what is on the disk rather than what a failed write left in
+	 * the page cache. */
+	(void)posix_fadvise(j->fd, 0, 0, POSIX_FADV_DONTNEED);
+	ret = fg_journal_verify(j, j->end, err);
+	if (ret < 0)
+		return ret;
+	j->failed = false;
+	j->fail_code = 0;
+	j->fail_what[0] = '\0';
+	j->fail_msg[0] = '\0';
 	return 0;
 }

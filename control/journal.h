@@ -67,6 +67,16 @@
  *     lacks acknowledged changes.
  * A damaged snapshot.jsonl is likewise refused with -EBADMSG.
  *
+ * Failed writes. When an append's write or sync fails (a full disk, an I/O
+ * error), what reached the disk is unknown: the partial record is cut off if
+ * possible and the journal is marked failed. It then refuses every append
+ * and snapshot, naming the first failure's cause, until fg_journal_recover()
+ * succeeds: that cuts journal.log back to the last acknowledged record,
+ * checks every record on disk again, and checks that the disk takes writes,
+ * so that the process goes on without a restart and without losing an
+ * acknowledged change. Recovery never guesses: damage it finds is -EBADMSG,
+ * which waiting does not cure.
+ *
  * Use: open, replay once, then append and snapshot. Append and snapshot
  * before the replay are refused (the torn tail must be cut off before
  * anything is appended after it). One process at a time: open takes an
@@ -85,6 +95,9 @@
 
 #define FG_JOURNAL_HEADER_LEN 16u
 #define FG_JOURNAL_RECORD_MAX (1u << 30)   /* payload bytes of one record */
+/* Space fg_journal_recover() reserves to tell that the disk takes writes
+ * again: room for a few ordinary records, not just the next one. */
+#define FG_JOURNAL_PROBE_BYTES (1u << 20)
 
 struct fg_journal;
 
@@ -141,9 +154,10 @@ int fg_journal_replay(struct fg_journal *j, fg_journal_apply_fn *apply,
  * Append one record (len bytes of op lines, each ending in '\n', no NUL
  * byte, at most FG_JOURNAL_RECORD_MAX) and fdatasync it: when this returns
  * 0 the change is durable and may be acknowledged. On a write or sync error
- * the partial record is cut off if possible and the journal refuses any
- * further append (-EIO): after a failed fsync what is on disk is unknown,
- * so the caller must reopen and replay.
+ * (-errno: -ENOSPC, -EIO...) the partial record is cut off if possible and
+ * the journal is failed: every later append and snapshot is refused with
+ * the first failure's code, naming its cause, until fg_journal_recover()
+ * succeeds.
  */
 int fg_journal_append(struct fg_journal *j, const char *lines, size_t len,
 		      struct fg_err *err);
@@ -153,11 +167,44 @@ int fg_journal_append(struct fg_journal *j, const char *lines, size_t len,
  * state the journal holds); it is written as the snapshot of the next
  * generation (snapshot.tmp, fsync, rename over snapshot.jsonl, fsync of the
  * directory), then journal.log is truncated to 0 and fsync'd. 0 or -errno.
- * A failure before the rename changes nothing; one after it leaves the
- * journal refusing appends, as for append.
+ * A failure before the rename changes nothing (the journal stays
+ * writable); one after it (syncing the directory, truncating journal.log)
+ * fails the journal, as for append, and fg_journal_recover() finishes the
+ * compaction.
  */
 int fg_journal_snapshot(struct fg_journal *j, fg_journal_dump_fn *dump,
 			void *ctx, struct fg_err *err);
+
+/*
+ * Make a failed journal writable again, without a reopen: the caller retries
+ * it (with backoff) after a failure. In order:
+ *   - a compaction that failed after its rename is finished (the directory
+ *     fsync'd, journal.log truncated and fsync'd);
+ *   - journal.log is cut back to the end of the last acknowledged record if
+ *     it is longer (shorter is damage), and fsync'd;
+ *   - a probe file of FG_JOURNAL_PROBE_BYTES is reserved in the directory
+ *     (O_TMPFILE, or a named file unlinked at once where that is not
+ *     supported) and dropped: the disk takes writes again;
+ *   - what is on disk is checked: each record is whole (magic, length,
+ *     CRC32C, op lines) and of no generation newer than the snapshot's,
+ *     read in bounded chunks (a journal can be gigabytes; the probe comes
+ *     first so that a disk that is still full costs no read of it).
+ * 0 clears the failure. Otherwise -errno with err naming the file and the
+ * cause ("DIR: still cannot write: No space left on device"), the journal
+ * still failed: retry later. -EBADMSG (naming the record's number and
+ * offset) is damage, which no retry cures. -EINVAL before the replay. On a
+ * journal that has not failed it runs the same checks (a way to tell that
+ * the disk takes writes after a snapshot that failed before its rename).
+ */
+int fg_journal_recover(struct fg_journal *j, struct fg_err *err);
+
+/* Whether appends and snapshots are refused after a failed write. */
+bool fg_journal_failed(const struct fg_journal *j);
+
+/* The message of the failure that failed the journal, and its code in *code
+ * (code may be NULL); NULL and 0 when it has not failed. Valid until the
+ * next call on j. */
+const char *fg_journal_last_error(const struct fg_journal *j, int *code);
 
 /* Closes the files and releases the lock; j may be NULL. */
 void fg_journal_close(struct fg_journal *j);

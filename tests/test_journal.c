@@ -7,8 +7,10 @@
  * journal's truncation applies nothing twice; bad directories and garbage
  * files give clear errors, never a crash; and a journal of mapping-file op
  * lines rebuilds real ownership tables. A damaged last record is cut but
- * kept in a file, a torn one is not. Each test works in its own temp
- * directory, removed afterwards.
+ * kept in a file, a torn one is not. A failed write (a full tmpfs, an
+ * append-only journal.log) refuses changes naming the cause until
+ * fg_journal_recover() succeeds, and recovery refuses damage. Each test
+ * works in its own temp directory, removed afterwards.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,9 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 
 #include <criterion/criterion.h>
 
@@ -35,6 +40,9 @@ static char tmp[64];      /* the test's temp directory */
 static char dir[128];     /* the journal directory inside it */
 static char log_path[160];
 static char snap_path[160];
+static char fs_dir[80];     /* a small tmpfs the test mounted, when mounted */
+static bool mounted;
+static char append_only[160];   /* a file the test made append-only, or "" */
 
 static int
 rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -55,9 +63,16 @@ setup(void)
 	snprintf(snap_path, sizeof(snap_path), "%s/snapshot.jsonl", dir);
 }
 
+static void set_append_only(const char *path, bool on);
+
 static void
 teardown(void)
 {
+	if (append_only[0] != '\0')
+		set_append_only(append_only, false);
+	/* Detached even while a failed test still holds files open in it. */
+	if (mounted)
+		umount2(fs_dir, MNT_DETACH);
 	nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -886,6 +901,431 @@ Test(journal, an_apply_error_stops_the_replay_and_names_the_record)
 	cr_expect_str_eq(err.msg, want);
 	fg_journal_close(j);
 	seen_free(&s);
+}
+
+/* ---- g. a failed write, and recovery without a reopen ------------------------ */
+
+/* Put the journal on a 2 MiB tmpfs of its own (skip without one). */
+static void
+mount_small(void)
+{
+	snprintf(fs_dir, sizeof(fs_dir), "%s/fs", tmp);
+	cr_assert_eq(mkdir(fs_dir, 0700), 0);
+	if (mount("tmpfs", fs_dir, "tmpfs", 0, "size=2m,mode=0700") != 0)
+		cr_skip_test("cannot mount a tmpfs on %s: %s", fs_dir, strerror(errno));
+	mounted = true;
+	snprintf(dir, sizeof(dir), "%s/j", fs_dir);
+	snprintf(log_path, sizeof(log_path), "%s/journal.log", dir);
+	snprintf(snap_path, sizeof(snap_path), "%s/snapshot.jsonl", dir);
+}
+
+/* Fill the tmpfs with a file beside the journal, leaving about keep bytes
+ * free; its path goes to path. */
+static void
+fill_disk(size_t keep, char *path, size_t path_size)
+{
+	static char zeros[64 * 1024];
+	off_t size = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, path_size, "%s/filler", fs_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	while ((n = write(fd, zeros, sizeof(zeros))) > 0)
+		size += n;
+	cr_assert_eq(errno, ENOSPC, "filling %s: %s", path, strerror(errno));
+	cr_assert_gt(size, (off_t)keep);
+	cr_assert_eq(ftruncate(fd, size - (off_t)keep), 0);
+	cr_assert_eq(close(fd), 0);
+}
+
+/* A record's op lines of about 1 KiB: tenant i. */
+static char *
+big_lines(unsigned int i)
+{
+	char *text;
+
+	cr_assert_gt(asprintf(&text, "{\"op\":\"tenant\",\"tenant\":%u,\"name\":\"%0960u\"}\n", i, i),
+		     0);
+	return text;
+}
+
+/* What a replay must hand over: exactly these transactions, in order. */
+struct expected {
+	char **text;
+	size_t n;        /* how many there are */
+	size_t got;      /* how many the replay handed over */
+	size_t bad;      /* 1-based first one that differed, 0: none */
+};
+
+static int
+expected_apply(void *ctx, const char *lines, size_t len, struct fg_err *err)
+{
+	struct expected *e = ctx;
+
+	(void)err;
+	if (e->bad == 0 && (e->got >= e->n || strlen(e->text[e->got]) != len ||
+			    memcmp(e->text[e->got], lines, len) != 0))
+		e->bad = e->got + 1;
+	e->got++;
+	return 0;
+}
+
+Test(journal, a_full_disk_refuses_changes_until_recovered_and_loses_nothing)
+{
+	enum { CAP = 512 };
+	char *acked[CAP], filler[200], want[512], *text;
+	struct expected e = { .text = acked };
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	size_t bytes = 0, len;
+	const char *msg;
+	int ret = 0, code;
+	unsigned int i;
+
+	mount_small();
+	j = open_ok();
+	cr_assert_eq(fg_journal_replay(j, expected_apply, &e, NULL, &err), 0, "%s", err.msg);
+	fill_disk(96 * 1024, filler, sizeof(filler));
+
+	/* Append until the disk is full; only the ones that returned 0 count. */
+	for (i = 1; i <= CAP; i++) {
+		text = big_lines(i);
+		ret = fg_journal_append(j, text, strlen(text), &err);
+		if (ret < 0) {
+			free(text);
+			break;
+		}
+		acked[e.n++] = text;
+		bytes += rec_size(text);
+	}
+	cr_assert_eq(ret, -ENOSPC, "append %u: %d %s", i, ret, err.msg);
+	cr_assert_geq(e.n, 20, "only %zu records before the disk was full", e.n);
+	cr_expect_eq(err.code, ENOSPC);
+	snprintf(want, sizeof(want), "%s: appending record %zu at offset %zu: No space left on device",
+		 log_path, e.n + 1, bytes);
+	cr_expect_str_eq(err.msg, want);
+	/* The failed append is not in the file. */
+	cr_expect_eq(file_size(log_path), (long)bytes);
+	cr_expect_eq(fg_journal_size(j), bytes);
+	cr_expect_eq(fg_journal_records(j), e.n);
+	cr_expect(fg_journal_failed(j));
+	msg = fg_journal_last_error(j, &code);
+	cr_assert_not_null(msg);
+	cr_expect_eq(code, ENOSPC);
+	cr_expect_str_eq(msg, want);
+
+	/* Later changes are refused, naming the first failure. */
+	cr_expect_eq(fg_journal_append(j, R1, strlen(R1), &err), -ENOSPC);
+	snprintf(want, sizeof(want), "%s: refusing changes since appending record %zu at offset %zu"
+		 " failed: No space left on device (the router retries; see health)",
+		 log_path, e.n + 1, bytes);
+	cr_expect_str_eq(err.msg, want);
+	cr_expect_eq(fg_journal_snapshot(j, dump_text, (void *)SNAP, &err), -ENOSPC);
+	cr_expect_str_eq(err.msg, want);
+	cr_expect_eq(file_size(log_path), (long)bytes);
+
+	/* Still full: recovery fails and says so; nothing changes. */
+	cr_expect_eq(fg_journal_recover(j, &err), -ENOSPC);
+	cr_expect_eq(err.code, ENOSPC);
+	snprintf(want, sizeof(want), "%s: still cannot write: No space left on device", dir);
+	cr_expect_str_eq(err.msg, want);
+	cr_expect(fg_journal_failed(j));
+	cr_expect_eq(fg_journal_append(j, R1, strlen(R1), &err), -ENOSPC);
+	cr_expect(strstr(err.msg, "refusing changes since appending record") != NULL, "%s", err.msg);
+
+	/* Space comes back: recovery succeeds and appends work again. */
+	cr_assert_eq(unlink(filler), 0);
+	cr_assert_eq(fg_journal_recover(j, &err), 0, "recover: %s", err.msg);
+	cr_expect_not(fg_journal_failed(j));
+	cr_expect_null(fg_journal_last_error(j, &code));
+	cr_expect_eq(code, 0);
+	for (unsigned int k = 0; k < 3; k++) {
+		acked[e.n] = big_lines(10000 + k);
+		append_ok(j, acked[e.n]);
+		bytes += rec_size(acked[e.n++]);
+	}
+	cr_expect_eq(file_size(log_path), (long)bytes);
+	fg_journal_close(j);
+
+	/* A restart finds exactly the acknowledged records, in order. */
+	j = open_ok();
+	e.got = 0;
+	cr_assert_eq(fg_journal_replay(j, expected_apply, &e, &st, &err), 0, "%s", err.msg);
+	cr_expect_eq(e.got, e.n, "%zu records replayed, %zu acknowledged", e.got, e.n);
+	cr_expect_eq(e.bad, 0, "record %zu is not the acknowledged one", e.bad);
+	cr_expect_eq(st.records_replayed, e.n);
+	cr_expect_eq(st.bytes_discarded, 0);
+	fg_journal_close(j);
+	len = e.n;
+	for (size_t k = 0; k < len; k++)
+		free(acked[k]);
+}
+
+/* Append big records until one fails for want of space; how many made it. */
+static size_t
+append_until_full(struct fg_journal *j, struct fg_err *err)
+{
+	size_t n = 0;
+
+	for (unsigned int i = 1; i <= 512; i++) {
+		char *text = big_lines(i);
+		int ret = fg_journal_append(j, text, strlen(text), err);
+
+		free(text);
+		if (ret < 0) {
+			cr_assert_eq(ret, -ENOSPC, "append %u: %s", i, err->msg);
+			return n;
+		}
+		n++;
+	}
+	cr_assert_fail("the disk never filled");
+	return n;
+}
+
+Test(journal, recovery_refuses_a_journal_damaged_on_disk)
+{
+	char filler[200], want[512], *good;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	size_t n, good_len, at;
+	int fd;
+
+	mount_small();
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	fill_disk(32 * 1024, filler, sizeof(filler));
+	n = append_until_full(j, &err);
+	cr_assert(fg_journal_failed(j));
+	cr_assert_eq(unlink(filler), 0);
+	good = read_all(log_path, &good_len);
+	cr_assert_eq(good_len, fg_journal_size(j));
+	cr_assert_eq(fg_journal_records(j), 2 + n);
+
+	/* A byte of record 2 changes on disk after it was acknowledged. */
+	at = rec_size(R1) + 16 + 10;
+	fd = open(log_path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "#", 1, (off_t)at), 1);
+	cr_assert_eq(close(fd), 0);
+	cr_expect_eq(fg_journal_recover(j, &err), -EBADMSG);
+	cr_expect_eq(err.code, EBADMSG);
+	snprintf(want, sizeof(want), "%s: record 2 at offset %zu: CRC32C mismatch: the journal is"
+		 " damaged; it cannot be recovered by retrying", log_path, rec_size(R1));
+	cr_expect_str_eq(err.msg, want);
+	cr_expect(fg_journal_failed(j));
+	cr_expect_eq(fg_journal_append(j, R3, strlen(R3), &err), -ENOSPC, "%s", err.msg);
+
+	/* Acknowledged bytes missing from the end: damage too. */
+	write_all(log_path, good, good_len - 10);
+	cr_expect_eq(fg_journal_recover(j, &err), -EBADMSG);
+	snprintf(want, sizeof(want), "%s: holds %zu bytes, but the written records end at %zu",
+		 log_path, good_len - 10, good_len);
+	cr_expect(strncmp(err.msg, want, strlen(want)) == 0, "\"%s\" does not start with \"%s\"",
+		  err.msg, want);
+	cr_expect(fg_journal_failed(j));
+
+	/* The bytes as they were: recovery succeeds (the refusal was the damage). */
+	write_all(log_path, good, good_len);
+	cr_expect_eq(fg_journal_recover(j, &err), 0, "%s", err.msg);
+	cr_expect_not(fg_journal_failed(j));
+	append_ok(j, R3);
+	fg_journal_close(j);
+	free(good);
+}
+
+Test(journal, a_snapshot_failing_on_a_full_disk_leaves_the_journal_appendable)
+{
+	char filler[200], tmp_path[200], *state;
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	size_t size;
+
+	mount_small();
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	size = fg_journal_size(j);
+	fill_disk(0, filler, sizeof(filler));
+
+	/* A state bigger than any space left: snapshot.tmp cannot be written,
+	 * which is before the rename, so nothing changes. */
+	state = malloc(256 * 1024 + 1);
+	cr_assert_not_null(state);
+	for (size_t i = 0; i < 256 * 1024; i += 64)
+		snprintf(state + i, 65, "{\"op\":\"tenant\",\"tenant\":1%07zu,\"name\":\"%020zu\"}\n",
+			 i, i);
+	cr_assert_eq(strlen(state), 256 * 1024);
+	cr_expect_eq(fg_journal_snapshot(j, dump_text, state, &err), -ENOSPC);
+	cr_expect(strstr(err.msg, "snapshot.tmp: No space left on device") != NULL, "%s", err.msg);
+	cr_expect_not(fg_journal_failed(j));
+	cr_expect_eq(fg_journal_generation(j), 0);
+	cr_expect_eq(access(snap_path, F_OK), -1);
+	snprintf(tmp_path, sizeof(tmp_path), "%s/snapshot.tmp", dir);
+	cr_expect_eq(access(tmp_path, F_OK), -1, "snapshot.tmp was left behind");
+	cr_expect_eq(file_size(log_path), (long)size);
+	/* Recovery tells whether the disk takes writes; it fails nothing. */
+	cr_expect_eq(fg_journal_recover(j, &err), -ENOSPC);
+	cr_expect(strstr(err.msg, "still cannot write: No space left on device") != NULL, "%s",
+		  err.msg);
+	cr_expect_not(fg_journal_failed(j));
+
+	/* Space back: the journal takes the next change without a recovery. */
+	cr_assert_eq(unlink(filler), 0);
+	append_ok(j, R3);
+	cr_expect_eq(fg_journal_recover(j, &err), 0, "%s", err.msg);
+	snapshot_ok(j, state);
+	cr_expect_eq(fg_journal_generation(j), 1);
+	append_ok(j, R1);
+	fg_journal_close(j);
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 2);
+	expect_seen(&s, 0, state);
+	expect_seen(&s, 1, R1);
+	cr_expect_eq(st.generation, 1);
+	fg_journal_close(j);
+	seen_free(&s);
+	free(state);
+}
+
+/* Set or clear FS_APPEND_FL (chattr +a): ftruncate then fails with EPERM. */
+static void
+set_append_only(const char *path, bool on)
+{
+	int fd = open(path, O_RDONLY), flags = 0, ret;
+
+	if (fd < 0)
+		return;
+	ret = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+	if (ret == 0) {
+		flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+		ret = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+	}
+	close(fd);
+	if (ret != 0 && on)
+		cr_skip_test("chattr +a %s: %s", path, strerror(errno));
+	if (ret == 0)
+		snprintf(append_only, sizeof(append_only), "%s", on ? path : "");
+}
+
+Test(journal, recovery_finishes_a_compaction_that_failed_after_its_rename)
+{
+	struct fg_journal_stats st;
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char want[300];
+	size_t size;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	size = fg_journal_size(j);
+	/* journal.log cannot be truncated: the compaction fails after it
+	 * renamed the snapshot in. */
+	set_append_only(log_path, true);
+	cr_expect_eq(fg_journal_snapshot(j, dump_text, (void *)SNAP, &err), -EPERM);
+	snprintf(want, sizeof(want), "%s: truncating journal.log after the snapshot: "
+		 "Operation not permitted", log_path);
+	cr_expect_str_eq(err.msg, want);
+	cr_expect(fg_journal_failed(j));
+	cr_expect_eq(fg_journal_generation(j), 1);
+	cr_expect_eq(access(snap_path, F_OK), 0);
+	cr_expect_eq(file_size(log_path), (long)size);
+	cr_expect_eq(fg_journal_append(j, R3, strlen(R3), &err), -EPERM);
+	snprintf(want, sizeof(want), "%s: refusing changes since truncating journal.log after the"
+		 " snapshot failed: Operation not permitted (the router retries; see health)",
+		 log_path);
+	cr_expect_str_eq(err.msg, want);
+	cr_expect_eq(fg_journal_recover(j, &err), -EPERM);
+	cr_expect(fg_journal_failed(j));
+
+	set_append_only(log_path, false);
+	cr_assert_eq(fg_journal_recover(j, &err), 0, "%s", err.msg);
+	cr_expect_not(fg_journal_failed(j));
+	cr_expect_eq(fg_journal_size(j), 0);
+	cr_expect_eq(fg_journal_records(j), 0);
+	cr_expect_eq(file_size(log_path), 0);
+	append_ok(j, R3);
+	fg_journal_close(j);
+	j = replay_ok(&s, &st);
+	cr_assert_eq(s.n, 2);
+	expect_seen(&s, 0, SNAP);
+	expect_seen(&s, 1, R3);
+	cr_expect_eq(st.records_skipped, 0);
+	cr_expect_eq(st.generation, 1);
+	fg_journal_close(j);
+	seen_free(&s);
+}
+
+Test(journal, recovery_accepts_records_a_snapshot_superseded)
+{
+	struct fg_err err = { 0 };
+	struct fg_journal *j;
+	struct seen s = { 0 };
+	char *old_log, want[512];
+	size_t old_len;
+
+	j = replay_ok(&s, NULL);
+	append_ok(j, R1);
+	append_ok(j, R2);
+	old_log = read_all(log_path, &old_len);
+	snapshot_ok(j, SNAP);
+	fg_journal_close(j);
+	/* As if the truncation after the rename never reached the disk. */
+	write_all(log_path, old_log, old_len);
+	j = replay_ok(&s, NULL);
+	cr_assert_eq(fg_journal_generation(j), 1);
+	cr_assert_eq(fg_journal_records(j), 2);
+	/* Records of generation 0 under a journal of generation 1: replay skips
+	 * them, so the check takes them as whole. */
+	cr_expect_eq(fg_journal_recover(j, &err), 0, "%s", err.msg);
+	append_ok(j, R3);
+	/* A record of a generation newer than the journal's is not. */
+	fg_journal_close(j);
+	free(old_log);
+	old_log = read_all(log_path, &old_len);
+	old_log[8] = 2;   /* record 1's generation, then its CRC again */
+	{
+		uint8_t crc_in[12 + 64];
+		uint32_t crc;
+
+		cr_assert_lt(strlen(R1), 64);
+		memcpy(crc_in, old_log, 12);
+		memcpy(crc_in + 12, old_log + 16, strlen(R1));
+		crc = fg_journal_crc32c(crc_in, 12 + strlen(R1));
+		for (int b = 0; b < 4; b++)
+			old_log[12 + b] = (char)(crc >> (8 * b));
+	}
+	seen_free(&s);
+	j = replay_ok(&s, NULL);
+	write_all(log_path, old_log, old_len);
+	cr_expect_eq(fg_journal_recover(j, &err), -EBADMSG);
+	snprintf(want, sizeof(want), "%s: record 1 at offset 0: generation 2 is newer than the"
+		 " journal's (1)", log_path);
+	cr_expect(strncmp(err.msg, want, strlen(want)) == 0, "%s", err.msg);
+	fg_journal_close(j);
+	seen_free(&s);
+	free(old_log);
+}
+
+Test(journal, recovery_needs_a_replay_first)
+{
+	struct fg_err err = { 0 };
+	struct fg_journal *j = open_ok();
+
+	cr_expect_eq(fg_journal_recover(j, &err), -EINVAL);
+	cr_expect(strstr(err.msg, "replay the journal before recovering it") != NULL, "%s",
+		  err.msg);
+	cr_expect_not(fg_journal_failed(j));
+	cr_expect_null(fg_journal_last_error(j, NULL));
+	fg_journal_close(j);
 }
 
 /* ---- end to end: op lines through the ownership API ------------------------------ */

@@ -907,8 +907,8 @@ Test(audit, keys_are_recorded_as_fingerprints_only)
 		"0F1E2D3C4B5A69788796A5B4C3D2E1F0",      /* load: device */
 		"d41d8cd98f00b204e9800998ecf8427e",      /* load: move */
 	};
-	char mfile[192], extra[256], out[4096], *text;
-	json_t *recs;
+	char mfile[192], extra[256], out[4096], fp[FG_AUDIT_FP_HEX + 1], *text;
+	json_t *recs, *res;
 	FILE *f;
 
 	use_audit(NULL);
@@ -947,6 +947,25 @@ Test(audit, keys_are_recorded_as_fingerprints_only)
 	cr_assert_eq(verify(audit_path, false, out, sizeof(out)), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "chain intact: 4 records"), "%s", out);
 
+	/* fgctl gives the same fingerprint, whatever the case of the key. */
+	fingerprint(keys[1], fp);
+	snprintf(extra, sizeof(extra), "%s audit fingerprint %s", FG_FGCTL_PATH, keys[1]);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 0, "%s", out);
+	cr_assert_eq(strlen(out), FG_AUDIT_FP_HEX + 1, "%s", out);
+	cr_assert(strncmp(out, fp, FG_AUDIT_FP_HEX) == 0, "fgctl says %s, not %s", out, fp);
+	for (size_t i = 0; i < 32; i++)
+		extra[strlen(extra) - 32 + i] = (char)tolower((unsigned char)keys[1][i]);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strncmp(out, fp, FG_AUDIT_FP_HEX) == 0, "fgctl says %s, not %s", out, fp);
+	snprintf(extra, sizeof(extra), "%s --json audit fingerprint %s", FG_FGCTL_PATH, keys[2]);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 0, "%s", out);
+	res = json_loads(out, 0, NULL);
+	fingerprint(keys[2], fp);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "key_fp")), fp, "%s", out);
+	json_decref(res);
+	snprintf(extra, sizeof(extra), "%s audit fingerprint 0123", FG_FGCTL_PATH);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 2, "%s", out);
+	cr_assert_not_null(strstr(out, "is not 32 hex digits"), "%s", out);
 }
 
 #define BIG_LOAD 2500

@@ -8,6 +8,9 @@
  *
  * The same line check serves the router (its last record, at open) and
  * `fgctl audit verify` (every record, in order).
+ *
+ * Device keys never reach the file: fg_audit_add_change replaces each op's
+ * "key" with its fingerprint itself, so that no caller can forget to.
  */
 #define _GNU_SOURCE             /* struct ucred */
 #include <errno.h>
@@ -27,7 +30,11 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include <framegate/wire.h>
+
 #include "audit.h"
+
+_Static_assert(FG_AUDIT_KEY_LEN == FG_AUTH_KEY_LEN, "a device key is FG_AUTH_KEY_LEN bytes");
 
 /* `,"hash":"` + 64 hex digits + `"}`: how every record line ends. */
 #define FG_AUDIT_TAIL_HEAD ",\"hash\":\""
@@ -82,29 +89,66 @@ fg_audit_problem_name(enum fg_audit_problem p)
 		[FG_AUDIT_HASH_MISMATCH] = "hash_mismatch",
 		[FG_AUDIT_SEQ_GAP] = "sequence_gap",
 		[FG_AUDIT_BROKEN_LINK] = "broken_link",
+		[FG_AUDIT_BROKEN_TXN] = "broken_txn",
 	};
 
 	return (unsigned int)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
 }
 
+/* A record's place in a change of several parts; parts 0: a whole change
+ * (or an alarm) in one record. */
+struct fg_audit_txn {
+	uint64_t txn;
+	uint64_t part, parts;
+};
+
+/* "txn", "part" and "parts": all three or none, a change's, and txn the seq
+ * of part 1 (the parts are consecutive records). A message, or NULL. */
+static const char *
+fg_audit_txn_fields(json_t *rec, const char *kind, int64_t seq, struct fg_audit_txn *t)
+{
+	json_t *txn = json_object_get(rec, "txn"), *part = json_object_get(rec, "part");
+	json_t *parts = json_object_get(rec, "parts");
+
+	memset(t, 0, sizeof(*t));
+	if (txn == NULL && part == NULL && parts == NULL)
+		return NULL;
+	if (!json_is_integer(txn) || !json_is_integer(part) || !json_is_integer(parts))
+		return "\"txn\", \"part\" and \"parts\" must be integers, all three or none";
+	if (strcmp(kind, "change") != 0)
+		return "only a change has parts";
+	if (json_integer_value(parts) < 2 || json_integer_value(part) < 1 ||
+	    json_integer_value(part) > json_integer_value(parts))
+		return "\"part\" must be 1 to \"parts\", and \"parts\" at least 2";
+	if (json_integer_value(txn) != seq - (json_integer_value(part) - 1))
+		return "\"txn\" must be the seq of the change's part 1";
+	t->txn = (uint64_t)json_integer_value(txn);
+	t->part = (uint64_t)json_integer_value(part);
+	t->parts = (uint64_t)json_integer_value(parts);
+	return NULL;
+}
+
 /*
  * One line (without its newline) as a record. expect_seq 0 takes any seq;
- * prev NULL takes any link. Sets *seq (-1 when unreadable) and, when the
+ * prev NULL takes any link. Sets *seq (-1 when unreadable), *t and, when the
  * record holds, hash. The checks go from the record itself (JSON, fields,
- * its own hash) to its place in the chain (seq, then prev).
+ * its own hash) to its place in the chain (seq, then prev); whether a
+ * change's parts are all there is the caller's to see, from t.
  */
 static enum fg_audit_problem
 fg_audit_check_line(const char *line, size_t len, uint64_t expect_seq, const char *prev,
-		    int64_t *seq, char hash[FG_AUDIT_HASH_HEX + 1], char *msg, size_t msglen)
+		    int64_t *seq, struct fg_audit_txn *t, char hash[FG_AUDIT_HASH_HEX + 1],
+		    char *msg, size_t msglen)
 {
 	enum fg_audit_problem p = FG_AUDIT_BAD_RECORD;
 	char computed[FG_AUDIT_HASH_HEX + 1];
 	json_error_t jerr;
 	json_t *rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *seq_j, *ops;
-	const char *kind, *rprev, *rhash;
+	const char *kind, *rprev, *rhash, *bad_txn = NULL;
 
 	*seq = -1;
+	memset(t, 0, sizeof(*t));
 	if (rec == NULL || !json_is_object(rec)) {
 		if (rec == NULL)
 			snprintf(msg, msglen, "not JSON: %s (column %d)", jerr.text, jerr.column);
@@ -135,6 +179,8 @@ fg_audit_check_line(const char *line, size_t len, uint64_t expect_seq, const cha
 		snprintf(msg, msglen, "a change's \"ops\" must be an array of \"count\" op lines");
 	} else if (strcmp(kind, "alarm") == 0 && !json_is_string(json_object_get(rec, "reason"))) {
 		snprintf(msg, msglen, "an alarm needs a \"reason\"");
+	} else if ((bad_txn = fg_audit_txn_fields(rec, kind, *seq, t)) != NULL) {
+		snprintf(msg, msglen, "%s", bad_txn);
 	} else if (!fg_audit_is_hash(rprev) || !fg_audit_is_hash(rhash)) {
 		snprintf(msg, msglen, "\"prev\" and \"hash\" must be %d lowercase hex digits",
 			 FG_AUDIT_HASH_HEX);
@@ -171,7 +217,15 @@ out:
 int
 fg_audit_verify(const char *path, struct fg_audit_report *r, struct fg_err *err)
 {
-	char prev[FG_AUDIT_HASH_HEX + 1];
+	char prev[FG_AUDIT_HASH_HEX + 1], before[FG_AUDIT_HASH_HEX + 1];
+	/* An open change of several parts, and the report as it was before
+	 * its part 1. */
+	struct {
+		uint64_t txn, part, parts, records, last_seq;
+		unsigned long line;
+		char prev[FG_AUDIT_HASH_HEX + 1];
+		char msg[sizeof(r->msg)];
+	} open = { 0 };
 	char *line = NULL;
 	size_t cap = 0;
 	struct stat st;
@@ -192,6 +246,8 @@ fg_audit_verify(const char *path, struct fg_audit_report *r, struct fg_err *err)
 	}
 	fg_audit_genesis(prev);
 	while ((n = getline(&line, &cap, f)) > 0) {
+		struct fg_audit_txn t;
+
 		r->line++;
 		if (line[n - 1] != '\n') {
 			r->problem = FG_AUDIT_TORN;
@@ -201,14 +257,57 @@ fg_audit_verify(const char *path, struct fg_audit_report *r, struct fg_err *err)
 			ret = 1;
 			break;
 		}
+		memcpy(before, prev, sizeof(before));
 		r->problem = fg_audit_check_line(line, (size_t)n - 1, r->last_seq + 1, prev, &r->seq,
-						 prev, r->msg, sizeof(r->msg));
+						 &t, prev, r->msg, sizeof(r->msg));
 		if (r->problem != FG_AUDIT_OK) {
 			ret = 1;
 			break;
 		}
+		/* The parts of a change: part 1 opens it, each record then is
+		 * its next part until the last. Line and seq make the check:
+		 * the per-line one ties txn to seq. */
+		if (open.parts != 0 && (t.txn != open.txn || t.parts != open.parts)) {
+			snprintf(open.msg, sizeof(open.msg), "broken change: transaction %" PRIu64 " has %" PRIu64 " of its %" PRIu64 " parts; record %" PRId64 " at line %lu is not part %" PRIu64,
+				 open.txn, open.part, open.parts, r->seq, r->line, open.part + 1);
+			ret = 1;
+			break;
+		}
+		if (open.parts == 0 && t.parts != 0 && t.part != 1) {
+			r->problem = FG_AUDIT_BROKEN_TXN;
+			snprintf(r->msg, sizeof(r->msg), "broken change: part %" PRIu64 " of %" PRIu64 " of transaction %" PRIu64 " without the parts before it",
+				 t.part, t.parts, t.txn);
+			ret = 1;
+			break;
+		}
+		if (open.parts == 0 && t.parts != 0) {
+			open.txn = t.txn;
+			open.parts = t.parts;
+			open.line = r->line;
+			open.records = r->records;
+			open.last_seq = r->last_seq;
+			memcpy(open.prev, before, sizeof(open.prev));
+		}
+		open.part = t.part;
+		if (open.part == open.parts)
+			open.parts = 0;
 		r->records++;
 		r->last_seq = (uint64_t)r->seq;
+	}
+	if (ret == 0 && open.parts != 0)
+		snprintf(open.msg, sizeof(open.msg), "broken change: transaction %" PRIu64 " has %" PRIu64 " of its %" PRIu64 " parts, the file ends there (the rest was cut off, or a crash stopped the write and the router has not cut it yet)",
+			 open.txn, open.part, open.parts);
+	if (open.msg[0] != '\0') {
+		/* The change as a whole is the bad record: named by its part 1,
+		 * and the records before it are the good ones. */
+		r->problem = FG_AUDIT_BROKEN_TXN;
+		r->line = open.line;
+		r->seq = (int64_t)open.txn;
+		r->records = open.records;
+		r->last_seq = open.last_seq;
+		memcpy(prev, open.prev, sizeof(open.prev));
+		snprintf(r->msg, sizeof(r->msg), "%s", open.msg);
+		ret = 1;
 	}
 	if (ret == 0 && ferror(f))
 		ret = fg_err_set(err, errno ? errno : EIO, "%s: read: %s", path,
@@ -262,49 +361,123 @@ fg_audit_fsync_dir(const char *path)
 	return ret;
 }
 
-/* An existing file: cut a torn last line, then take the chain from the last
- * record, checked against its own hash. */
+/* The record line [start, end) of a's file (end excludes its '\n'),
+ * checked by itself: FG_AUDIT_OK or the problem, with msg; -errno on a
+ * read error (err set). */
+static int
+fg_audit_read_record(struct fg_audit *a, off_t start, off_t end, int64_t *seq,
+		     struct fg_audit_txn *t, char hash[FG_AUDIT_HASH_HEX + 1], char *msg,
+		     size_t msglen, struct fg_err *err)
+{
+	size_t len = (size_t)(end - start);
+	char *line = malloc(len + 1);
+	enum fg_audit_problem p;
+
+	if (line == NULL)
+		return fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);
+	if (pread(a->fd, line, len, start) != (ssize_t)len) {
+		free(line);
+		return fg_err_set(err, EIO, "audit log %s: cannot read the record at byte %lld",
+				  a->path, (long long)start);
+	}
+	p = fg_audit_check_line(line, len, 0, NULL, seq, t, hash, msg, msglen);
+	free(line);
+	return (int)p;
+}
+
+/* The start of the line that ends (with its '\n') at end; -1 when a read
+ * fails (err set). */
+static off_t
+fg_audit_line_start(struct fg_audit *a, off_t end, struct fg_err *err)
+{
+	off_t nl = fg_audit_last_nl(a->fd, end - 1);
+
+	if (nl < -1) {
+		fg_err_set(err, (int)(-2 - nl), "audit log %s: read: %s", a->path,
+			   strerror((int)(-2 - nl)));
+		return -1;
+	}
+	return nl + 1;
+}
+
+/* Cut the file at end (ftruncate + fsync). */
+static int
+fg_audit_cut(struct fg_audit *a, off_t end, const char *what, struct fg_err *err)
+{
+	if (ftruncate(a->fd, end) != 0 || fsync(a->fd) != 0)
+		return fg_err_set(err, errno, "audit log %s: cannot cut off %s: %s", a->path, what,
+				  strerror(errno));
+	a->size = end;
+	return 0;
+}
+
+/* An existing file: cut a torn last line and the parts of a change whose
+ * last part is missing (both what a crash in an append leaves, neither
+ * fdatasync'd as a whole, so never acknowledged), then take the chain from
+ * the last record, checked against its own hash. */
 static int
 fg_audit_resume(struct fg_audit *a, struct fg_audit_open_info *info, struct fg_err *err)
 {
-	off_t end = a->size, nl, start;
-	char *line;
-	int64_t seq;
-	char msg[200];
+	off_t end = a->size, nl, start, first, line_end;
+	struct fg_audit_txn t, t1;
+	int64_t seq, seq1;
+	char msg[200], hash[FG_AUDIT_HASH_HEX + 1];
+	int p;
 
 	nl = fg_audit_last_nl(a->fd, end);
 	if (nl < -1)
 		return fg_err_set(err, (int)(-2 - nl), "audit log %s: read: %s", a->path,
 				  strerror((int)(-2 - nl)));
 	if (nl + 1 != end) {
-		/* The torn write of a crash: never fdatasync'd, never acked. */
 		info->torn_bytes = (size_t)(end - (nl + 1));
 		end = nl + 1;
-		if (ftruncate(a->fd, end) != 0 || fsync(a->fd) != 0)
-			return fg_err_set(err, errno, "audit log %s: cannot cut off its torn last line: %s",
-					  a->path, strerror(errno));
-		a->size = end;
+		if (fg_audit_cut(a, end, "its torn last line", err) < 0)
+			return -err->code;
 	}
-	if (end == 0)
-		return 0;
-	nl = fg_audit_last_nl(a->fd, end - 1);
-	if (nl < -1)
-		return fg_err_set(err, (int)(-2 - nl), "audit log %s: read: %s", a->path,
-				  strerror((int)(-2 - nl)));
-	start = nl + 1;
-	line = malloc((size_t)(end - 1 - start) + 1);
-	if (line == NULL)
-		return fg_err_set(err, ENOMEM, "audit log %s: out of memory for its last record", a->path);
-	if (pread(a->fd, line, (size_t)(end - 1 - start), start) != end - 1 - start) {
-		free(line);
-		return fg_err_set(err, EIO, "audit log %s: cannot read its last record", a->path);
+	for (;;) {
+		if (end == 0)
+			return 0;       /* a->hash is still the genesis hash */
+		start = fg_audit_line_start(a, end, err);
+		if (start < 0)
+			return -err->code;
+		p = fg_audit_read_record(a, start, end - 1, &seq, &t, hash, msg, sizeof(msg), err);
+		if (p < 0)
+			return p;
+		if (p != FG_AUDIT_OK)
+			return fg_err_set(err, EBADMSG, "audit log %s: its last record (at byte %lld) is damaged: %s; `fgctl audit verify %s` names the first bad record",
+					  a->path, (long long)start, msg, a->path);
+		if (t.parts == 0 || t.part == t.parts)
+			break;
+		/* Parts 1..part of an unfinished change: part 1 is part - 1
+		 * lines back, and must say so. */
+		first = start;
+		line_end = end;
+		p = FG_AUDIT_OK;
+		for (uint64_t k = 1; k < t.part && p == FG_AUDIT_OK; k++) {
+			if (first == 0) {
+				p = FG_AUDIT_BAD_RECORD;
+				break;
+			}
+			line_end = first;
+			if ((first = fg_audit_line_start(a, line_end, err)) < 0)
+				return -err->code;
+		}
+		if (p == FG_AUDIT_OK)
+			p = fg_audit_read_record(a, first, line_end - 1, &seq1, &t1, hash, msg,
+						 sizeof(msg), err);
+		if (p < 0)
+			return p;
+		if (p != FG_AUDIT_OK || t1.txn != t.txn || t1.part != 1)
+			return fg_err_set(err, EBADMSG, "audit log %s: its last record (at byte %lld) is part %" PRIu64 " of %" PRIu64 " of transaction %" PRIu64 ", but its part 1 is not %" PRIu64 " records before it; `fgctl audit verify %s` names the first bad record",
+					  a->path, (long long)start, t.part, t.parts, t.txn, t.part - 1,
+					  a->path);
+		info->torn_bytes += (size_t)(end - first);
+		info->cut_records += t.part;
+		end = first;
+		if (fg_audit_cut(a, end, "the parts of an unfinished change", err) < 0)
+			return -err->code;
 	}
-	enum fg_audit_problem p = fg_audit_check_line(line, (size_t)(end - 1 - start), 0, NULL,
-						      &seq, a->hash, msg, sizeof(msg));
-	free(line);
-	if (p != FG_AUDIT_OK)
-		return fg_err_set(err, EBADMSG, "audit log %s: its last record (at byte %lld) is damaged: %s; `fgctl audit verify %s` names the first bad record",
-				  a->path, (long long)start, msg, a->path);
+	memcpy(a->hash, hash, sizeof(hash));
 	a->seq = (uint64_t)seq;
 	info->last_seq = a->seq;
 	return 0;
@@ -397,19 +570,24 @@ fg_audit_rollback(struct fg_audit *a)
 	memcpy(a->pend_hash, a->hash, sizeof(a->hash));
 }
 
-/* A new record: seq, time, kind; the caller adds its fields. */
-static json_t *
-fg_audit_record(const struct fg_audit *a, const char *kind)
+/* Now, as a record's "time": UTC, microseconds. */
+static void
+fg_audit_now(char when[40])
 {
 	struct timespec ts;
 	struct tm tm;
-	char when[64];
 	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%06ldZ", ts.tv_nsec / 1000);
+	n = strftime(when, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, 40 - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+/* A new record: seq, time, kind; the caller adds its fields. */
+static json_t *
+fg_audit_record(const struct fg_audit *a, const char *when, const char *kind)
+{
 	return json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)(a->pend_seq + 1), "time", when,
 			 "kind", kind);
 }
@@ -422,10 +600,13 @@ fg_audit_append(struct fg_audit *a, json_t *rec, struct fg_err *err)
 	char *body, *line;
 	size_t len, off = 0;
 
-	if (rec == NULL)
+	if (rec == NULL) {
+		fg_audit_rollback(a);
 		return fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);
+	}
 	if (a->broken) {
 		json_decref(rec);
+		fg_audit_rollback(a);
 		return fg_err_set(err, EIO, "audit log %s: %s; restart the router to go on",
 				  a->path, a->broken_msg);
 	}
@@ -437,6 +618,7 @@ fg_audit_append(struct fg_audit *a, json_t *rec, struct fg_err *err)
 	line = body ? malloc(len - 1 + FG_AUDIT_TAIL_LEN + 2) : NULL;
 	if (line == NULL) {
 		free(body);
+		fg_audit_rollback(a);
 		return fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);
 	}
 	/* body is {...,"prev":"..."}: the hash covers it without its '}'. */
@@ -482,44 +664,156 @@ fg_audit_commit(struct fg_audit *a, struct fg_err *err)
 	return 0;
 }
 
+void
+fg_audit_key_fp(const uint8_t key[FG_AUDIT_KEY_LEN], char out[FG_AUDIT_FP_HEX + 1])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, key, FG_AUDIT_KEY_LEN);
+	sodium_bin2hex(out, FG_AUDIT_FP_HEX + 1, h, FG_AUDIT_FP_HEX / 2);
+	sodium_memzero(h, sizeof(h));
+}
+
+/*
+ * Op line no (from 1) as "ops" holds it (a JSON string): the line itself,
+ * or, when it has a "key", the op re-encoded with "key_fp" in the key's
+ * place. A line that names a key but cannot be read as an op with one is
+ * refused rather than written: the file must never hold a key. A member
+ * named key is spelt `key` in the text or holds an escape, so a line with
+ * neither needs no parsing.
+ */
+static json_t *
+fg_audit_op(const struct fg_audit *a, const char *line, size_t n, size_t no, struct fg_err *err)
+{
+	uint8_t key[FG_AUDIT_KEY_LEN];
+	char fp[FG_AUDIT_FP_HEX + 1];
+	json_error_t jerr;
+	json_t *o, *v, *out, *s = json_stringn(line, n);
+	const char *field, *hex;
+	char *text;
+
+	if (s == NULL) {
+		fg_err_set(err, EINVAL, "audit log %s: op line %zu is not UTF-8 text", a->path, no);
+		return NULL;
+	}
+	if (memmem(line, n, "key", 3) == NULL && memchr(line, '\\', n) == NULL)
+		return s;
+	o = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		if (memmem(line, n, "key", 3) == NULL)
+			return s;      /* not an op, and no key in it either */
+		json_decref(s);
+		fg_err_set(err, EINVAL, "audit log %s: op line %zu is not a JSON object but may name a key, so it is not recorded",
+			   a->path, no);
+		return NULL;
+	}
+	v = json_object_get(o, "key");
+	if (v == NULL) {
+		json_decref(o);
+		return s;
+	}
+	json_decref(s);
+	hex = json_string_value(v);
+	if (hex == NULL || strlen(hex) != 2 * FG_AUDIT_KEY_LEN ||
+	    sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, NULL, NULL) != 0) {
+		json_decref(o);
+		fg_err_set(err, EINVAL, "audit log %s: op line %zu: its \"key\" is not %d hex digits, so the line is not recorded",
+			   a->path, no, 2 * FG_AUDIT_KEY_LEN);
+		return NULL;
+	}
+	fg_audit_key_fp(key, fp);
+	sodium_memzero(key, sizeof(key));
+	out = json_object();
+	json_object_foreach(o, field, v) {
+		if (strcmp(field, "key") == 0)
+			json_object_set_new(out, "key_fp", json_string(fp));
+		else
+			json_object_set(out, field, v);
+	}
+	json_decref(o);
+	text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(out);
+	s = text ? json_string(text) : NULL;
+	free(text);
+	if (s == NULL)
+		fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);
+	return s;
+}
+
+/* The number of lines in lines[0, len): the last may lack its '\n'. */
+static size_t
+fg_audit_count_lines(const char *lines, size_t len)
+{
+	const char *p = lines, *end = lines + len;
+	size_t n = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		p = nl ? nl + 1 : end;
+		n++;
+	}
+	return n;
+}
+
 int
 fg_audit_add_change(struct fg_audit *a, const char *source, const struct ucred *who,
 		    const char *lines, size_t len, struct fg_err *err)
 {
-	json_t *rec = fg_audit_record(a, "change");
-	json_t *ops = json_array();
+	size_t total = fg_audit_count_lines(lines, len), no = 0;
+	size_t parts = total <= FG_AUDIT_OPS_MAX ? 1 : (total + FG_AUDIT_OPS_MAX - 1) / FG_AUDIT_OPS_MAX;
 	const char *p = lines, *end = lines + len;
+	uint64_t txn = a->pend_seq + 1;
+	char when[40];
+	int ret;
 
-	if (rec == NULL || ops == NULL) {
-		json_decref(rec);
-		json_decref(ops);
-		fg_audit_rollback(a);
-		return fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);
-	}
-	json_object_set_new(rec, "source", json_string(source));
-	if (who != NULL)
-		json_object_set_new(rec, "peer", json_pack("{s:I, s:I, s:I}",
-							   "uid", (json_int_t)who->uid,
-							   "gid", (json_int_t)who->gid,
-							   "pid", (json_int_t)who->pid));
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		json_t *s = json_stringn(p, n);
+	/* One time for the change: its parts are one event. */
+	fg_audit_now(when);
+	for (size_t part = 1; part <= parts; part++) {
+		json_t *rec = fg_audit_record(a, when, "change");
+		json_t *ops = json_array();
 
-		if (s == NULL) {
+		if (rec == NULL || ops == NULL) {
 			json_decref(rec);
 			json_decref(ops);
 			fg_audit_rollback(a);
-			return fg_err_set(err, EINVAL, "audit log %s: op line %zu is not UTF-8 text",
-					  a->path, json_array_size(ops) + 1);
+			return fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record", a->path);
 		}
-		json_array_append_new(ops, s);
-		p += n + 1;
+		for (size_t k = 0; k < FG_AUDIT_OPS_MAX && p < end; k++) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			json_t *s = fg_audit_op(a, p, n, ++no, err);
+
+			if (s == NULL || json_array_append_new(ops, s) != 0) {
+				json_decref(rec);
+				json_decref(ops);
+				fg_audit_rollback(a);
+				return s == NULL ? -err->code
+						 : fg_err_set(err, ENOMEM, "audit log %s: out of memory for a record",
+							      a->path);
+			}
+			p += n + 1;
+		}
+		if (parts > 1) {
+			json_object_set_new(rec, "txn", json_integer((json_int_t)txn));
+			json_object_set_new(rec, "part", json_integer((json_int_t)part));
+			json_object_set_new(rec, "parts", json_integer((json_int_t)parts));
+		}
+		json_object_set_new(rec, "source", json_string(source));
+		if (who != NULL)
+			json_object_set_new(rec, "peer", json_pack("{s:I, s:I, s:I}",
+								   "uid", (json_int_t)who->uid,
+								   "gid", (json_int_t)who->gid,
+								   "pid", (json_int_t)who->pid));
+		json_object_set_new(rec, "count", json_integer((json_int_t)json_array_size(ops)));
+		json_object_set_new(rec, "ops", ops);
+		/* A failed append takes back the parts before it too. */
+		ret = fg_audit_append(a, rec, err);
+		if (ret < 0)
+			return ret;
 	}
-	json_object_set_new(rec, "count", json_integer((json_int_t)json_array_size(ops)));
-	json_object_set_new(rec, "ops", ops);
-	return fg_audit_append(a, rec, err);
+	return 0;
 }
 
 int
@@ -535,10 +829,13 @@ int
 fg_audit_alarm(struct fg_audit *a, const char *reason, uint64_t count, uint64_t total,
 	       const struct fg_audit_tenant *tenants, size_t n, struct fg_err *err)
 {
-	json_t *rec = fg_audit_record(a, "alarm");
 	json_t *list = json_array();
+	char when[40];
+	json_t *rec;
 	int ret;
 
+	fg_audit_now(when);
+	rec = fg_audit_record(a, when, "alarm");
 	if (rec == NULL || list == NULL) {
 		json_decref(rec);
 		json_decref(list);

@@ -331,6 +331,7 @@ struct fgctl {
 static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
 static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check,
 	fgctl_run_audit_verify, fgctl_run_capture;
+static fgctl_run_fn fgctl_run_audit_fingerprint;
 static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
 	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
 	fgctl_show_shield_check, fgctl_show_shield_resync;
@@ -474,6 +475,12 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 	  "nothing was cut from the end. Exit status 1 names the first bad record\n"
 	  "(line and sequence number) and what is wrong with it: bad_json,\n"
 	  "bad_record, hash_mismatch, sequence_gap, broken_link or torn_line.",
+	  NULL, NULL, NULL },
+	{ "audit fingerprint", { { NULL, "HEX32", T_KEY, NULL, A_REQUIRED, "a device key" } },
+	  fgctl_run_audit_fingerprint, "print a device key's fingerprint, as the audit log holds it",
+	  "The audit log holds a key's \"key_fp\", never the key: the first 8 bytes\n"
+	  "of the SHA-256 of the key's 16 bytes, in hex (either case of HEX32 gives\n"
+	  "the same). Needs no router. The key is in the process list meanwhile.",
 	  NULL, NULL, NULL },
 	{ "capture", {
 		{ "--reason", "R", T_REASON, "reason", A_REQUIRED,
@@ -1852,6 +1859,32 @@ fgctl_run_audit_verify(struct fgctl *c, const struct fgctl_cmd *cmd)
 		       file, r.line, r.records, r.last_hash);
 	}
 	return ret == 0 ? FG_CTL_EXIT_OK : FG_CTL_EXIT_REFUSED;
+}
+
+static int
+fgctl_run_audit_fingerprint(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	uint8_t key[FG_AUDIT_KEY_LEN];
+	char fp[FG_AUDIT_FP_HEX + 1];
+	const char *hex = json_string_value(c->val[0]);
+
+	(void)cmd;
+	if (sodium_init() < 0 ||
+	    sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, NULL, NULL) != 0) {
+		fprintf(stderr, FGCTL ": audit fingerprint: cannot read the key\n");
+		return FG_CTL_EXIT_REFUSED;
+	}
+	fg_audit_key_fp(key, fp);
+	sodium_memzero(key, sizeof(key));
+	if (c->json) {
+		json_t *out = json_pack("{s:s}", "key_fp", fp);
+
+		fgctl_print_json(out);
+		json_decref(out);
+	} else {
+		printf("%s\n", fp);
+	}
+	return FG_CTL_EXIT_OK;
 }
 
 /* ---- capture ---------------------------------------------------------------- */

@@ -60,6 +60,37 @@ reqs += [frame({"cmd": "load.begin"}) + frame({"cmd": "load.chunk", "text": text
 for i, r in enumerate(reqs):
     open(f"{out}/ctl/req{i:03d}", "wb").write(r)
 open(f"{out}/ctl/pipeline", "wb").write(b"".join(reqs))
+# Scripts (fuzz/fuzz_ctl.c, fuzz_script): clients that close a connection
+# mid-header, mid-body, after a whole request before its reply and in the
+# middle of many replies, half-close, and interleave connections.
+SEND, FRAME, SERVE, READ, SHUT, CLOSE, OPEN, AWAIT = range(8)
+def step(op, conn, arg=0):
+    return bytes([op << 5 | arg << 2 | conn])
+def send(conn, b):
+    s = b""
+    for k in range(0, len(b), 2047):
+        part = b[k:k + 2047]
+        s += step(SEND, conn, len(part) // 256) + bytes([len(part) % 256]) + part
+    return s
+def script(conns, body):
+    return bytes([0x10 | (conns - 1)]) + body
+scripts = []
+for r in reqs:
+    scripts.append(script(1, send(0, r) + step(CLOSE, 0) + step(SERVE, 0, 3)))
+    scripts.append(script(1, send(0, r[:2]) + step(CLOSE, 0) + step(SERVE, 0, 3)))
+    scripts.append(script(1, send(0, r[:-1]) + step(CLOSE, 0) + step(SERVE, 0, 3)))
+    scripts.append(script(2, send(0, r) + step(SHUT, 0) + send(1, r) + step(SERVE, 0, 1) +
+                          step(AWAIT, 1, 5) + step(CLOSE, 1) + step(OPEN, 1) + send(1, r)))
+pipeline = b"".join(reqs)
+dumps = frame({"cmd": "dump"}) * 40
+scripts.append(script(1, send(0, dumps) + step(SERVE, 0, 1) + step(READ, 0, 4) + step(CLOSE, 0) +
+                      step(SERVE, 0, 7)))
+scripts.append(script(3, send(0, pipeline[:100]) + send(1, dumps) + send(2, reqs[0]) +
+                      step(SERVE, 0, 0) + send(0, pipeline[100:]) + step(AWAIT, 1, 7) +
+                      step(CLOSE, 1) + step(SHUT, 2) + step(SERVE, 0, 2) + step(READ, 0, 7) +
+                      step(CLOSE, 0) + step(OPEN, 0) + send(0, dumps[:30])))
+for i, sc in enumerate(scripts):
+    open(f"{out}/ctl/script{i:03d}", "wb").write(sc)
 PY
 
 status=0

@@ -8,9 +8,13 @@
  * open; a path the router cannot append to stops its start; a change the
  * audit log cannot take is not acknowledged and leaves no half record; a
  * rise of sink_mismatch, counted by the verdict engine on corrupted tables,
- * becomes one alarm record with each tenant's total.
+ * becomes one alarm record with each tenant's total. Device keys never reach
+ * the file, only their fingerprints; a change of many op lines is several
+ * records of one transaction, proved whole by verify, cut whole at open when
+ * a crash left it unfinished, and taken back whole when it fails.
  */
 #define _GNU_SOURCE             /* memmem, struct ucred */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,7 +164,8 @@ verify(const char *file, bool json, char *out, size_t len)
 }
 
 /* Record i's op lines must be these ops, as JSON, and each line must be in
- * the journal byte for byte. */
+ * the journal byte for byte, but for one holding a key's fingerprint: the
+ * journal holds the key. */
 static void
 expect_change(json_t *rec, uint64_t seq, const char *source, const char *const *ops,
 	      size_t n_ops, const char *journal, size_t journal_len)
@@ -180,9 +185,10 @@ expect_change(json_t *rec, uint64_t seq, const char *source, const char *const *
 
 		cr_assert(json_equal(got, want), "record %lu op %zu: %s, not %s", (unsigned long)seq,
 			  i, line, ops[i]);
-		cr_assert_not_null(memmem(journal, journal_len, line, strlen(line)),
-				   "record %lu op %zu is not in the journal as %s", (unsigned long)seq,
-				   i, line);
+		if (strstr(line, "\"key_fp\"") == NULL)
+			cr_assert_not_null(memmem(journal, journal_len, line, strlen(line)),
+					   "record %lu op %zu is not in the journal as %s",
+					   (unsigned long)seq, i, line);
 		json_decref(got);
 		json_decref(want);
 	}
@@ -215,8 +221,10 @@ Test(audit, changes_through_the_router_in_order)
 		"{\"op\":\"device\",\"tenant\":20,\"device\":\"0x00000000000000e1\",\"epoch\":5,\"sinks\":[200]}",
 		"{\"op\":\"suspend\",\"tenant\":20}",
 	};
+	/* The rekey's op, its key as the fingerprint (fgctl audit fingerprint
+	 * 000102030405060708090a0b0c0d0e0f). */
 	static const char *const rekeyed =
-		"{\"op\":\"device\",\"tenant\":20,\"device\":\"0x00000000000000e1\",\"epoch\":5,\"sinks\":[200],\"key\":\"000102030405060708090a0b0c0d0e0f\"}";
+		"{\"op\":\"device\",\"tenant\":20,\"device\":\"0x00000000000000e1\",\"epoch\":5,\"sinks\":[200],\"key_fp\":\"be45cb2605bf36be\"}";
 	static const char *const loaded[] = {
 		"{\"op\":\"resume\",\"tenant\":20}",
 		"{\"op\":\"device\",\"tenant\":7,\"device\":\"0x00000000000000a1\",\"epoch\":1,\"sinks\":[70]}",
@@ -805,6 +813,414 @@ Test(audit, the_api_reopens_cuts_a_torn_line_and_records_alarms)
 	json_decref(recs);
 	cr_assert_eq(verify(path, false, out, sizeof(out)), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "6 records, last seq 6"), "%s", out);
+}
+
+/* ---- keys and parts ------------------------------------------------------------- */
+
+/* The fingerprint as docs/audit.md documents it: the first 8 bytes of the
+ * SHA-256 of the key's 16 bytes, in lowercase hex. */
+static void
+fingerprint(const char *hex, char fp[FG_AUDIT_FP_HEX + 1])
+{
+	unsigned char key[16], h[crypto_hash_sha256_BYTES];
+
+	cr_assert_eq(sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, NULL, NULL), 0,
+		     "bad key in the test: %s", hex);
+	crypto_hash_sha256(h, key, sizeof(key));
+	sodium_bin2hex(fp, FG_AUDIT_FP_HEX + 1, h, FG_AUDIT_FP_HEX / 2);
+}
+
+/* Not one of the keys' hex is anywhere in the file's bytes, in any case. */
+static void
+expect_no_keys(const char *path, const char *const *keys, size_t n)
+{
+	size_t len;
+	char *text = slurp(path, &len);
+
+	for (size_t i = 0; i < len; i++)
+		text[i] = (char)tolower((unsigned char)text[i]);
+	for (size_t i = 0; i < n; i++) {
+		char low[2 * 16 + 1];
+
+		cr_assert_eq(strlen(keys[i]), 32);
+		for (size_t k = 0; k <= 32; k++)
+			low[k] = (char)tolower((unsigned char)keys[i][k]);
+		cr_assert_null(memmem(text, len, low, 32), "key %s is in the audit file", keys[i]);
+	}
+	free(text);
+}
+
+/* Every op of every change record, in order, holds no "key"; those with a
+ * "key_fp" hold the fingerprints of keys[0..n), in that order. */
+static void
+expect_fingerprints(json_t *recs, const char *const *keys, size_t n)
+{
+	size_t i, k = 0;
+	json_t *rec;
+
+	json_array_foreach(recs, i, rec) {
+		size_t j;
+		json_t *line;
+
+		json_array_foreach(json_object_get(rec, "ops"), j, line) {
+			json_t *op = json_loads(json_string_value(line), 0, NULL);
+			const char *fp;
+			char want[FG_AUDIT_FP_HEX + 1];
+
+			cr_assert_not_null(op, "record %zu op %zu is not JSON", i + 1, j);
+			cr_assert_null(json_object_get(op, "key"), "record %zu op %zu has a key: %s",
+				       i + 1, j, json_string_value(line));
+			fp = json_string_value(json_object_get(op, "key_fp"));
+			if (fp != NULL) {
+				cr_assert(k < n, "record %zu op %zu: one fingerprint too many", i + 1, j);
+				fingerprint(keys[k++], want);
+				cr_assert_str_eq(fp, want, "record %zu op %zu: the fingerprint of key %s",
+						 i + 1, j, keys[k - 1]);
+			}
+			json_decref(op);
+		}
+	}
+	cr_assert_eq(k, n, "%zu fingerprints in the file, not %zu", k, n);
+}
+
+/* A load on one connection: begin, one chunk, commit, acknowledged. */
+static void
+load(const char *text)
+{
+	int fd = fg_ctl_connect(rp.sock);
+
+	cr_assert(fd >= 0);
+	expect_ok(fg_ctl_call(fd, json_pack("{s:s}", "cmd", "load.begin")), "load.begin");
+	expect_ok(fg_ctl_call(fd, json_pack("{s:s, s:s}", "cmd", "load.chunk", "text", text)),
+		  "load.chunk");
+	expect_ok(fg_ctl_call(fd, json_pack("{s:s}", "cmd", "load.commit")), "load.commit");
+	close(fd);
+}
+
+Test(audit, keys_are_recorded_as_fingerprints_only)
+{
+	/* In the order the changes use them; some in capitals. */
+	static const char *const keys[] = {
+		"5f4dcc3b5aa765d61d8327deb882cf99",      /* --mappings */
+		"C0FFEE00DEADBEEF0123456789ABCDEF",      /* apply */
+		"a1b2c3d4e5f60718293a4b5c6d7e8f90",      /* rekey */
+		"0F1E2D3C4B5A69788796A5B4C3D2E1F0",      /* load: device */
+		"d41d8cd98f00b204e9800998ecf8427e",      /* load: move */
+	};
+	char mfile[192], extra[256], out[4096], fp[FG_AUDIT_FP_HEX + 1], *text;
+	json_t *recs, *res;
+	FILE *f;
+
+	use_audit(NULL);
+	snprintf(mfile, sizeof(mfile), "%s/start.jsonl", rp.dir);
+	f = fopen(mfile, "w");
+	fprintf(f, "{\"op\":\"tenant\",\"tenant\":7}\n"
+		   "{\"op\":\"sink\",\"sink\":70,\"tenant\":7,\"addr\":\"192.0.2.70\",\"port\":7000,\"egress\":0}\n"
+		   "{\"op\":\"device\",\"tenant\":7,\"device\":\"0xa1\",\"epoch\":1,\"key\":\"%s\",\"sinks\":[70]}\n",
+		keys[0]);
+	fclose(f);
+	snprintf(extra, sizeof(extra), "--mappings %s", mfile);
+	cr_assert(fg_rp_start(&rp, extra), "the router did not start");
+
+	cr_assert(asprintf(&text, "{\"op\":\"device\",\"tenant\":7,\"device\":\"0xa2\",\"epoch\":1,\"sinks\":[70],\"key\":\"%s\"}",
+			   keys[1]) > 0);
+	expect_ok(call(apply(text)), "device 0xa2");
+	free(text);
+	expect_ok(call(json_pack("{s:s, s:i, s:s, s:s}", "cmd", "rekey", "tenant", 7, "device",
+				 "0xa1", "key", keys[2])),
+		  "rekey");
+	cr_assert(asprintf(&text,
+			   "{\"op\":\"tenant\",\"tenant\":8}\n"
+			   "{\"op\":\"sink\",\"sink\":80,\"tenant\":8,\"addr\":\"192.0.2.80\",\"port\":8000,\"egress\":0}\n"
+			   "{\"op\":\"device\",\"tenant\":7,\"device\":\"0xa3\",\"epoch\":1,\"sinks\":[70],\"key\":\"%s\"}\n"
+			   "{\"op\":\"move\",\"device\":\"0xa2\",\"from\":7,\"to\":8,\"epoch\":2,\"sinks\":[80],\"key\":\"%s\"}\n",
+			   keys[3], keys[4]) > 0);
+	load(text);
+	free(text);
+	fg_rp_kill(&rp, SIGTERM);
+
+	expect_no_keys(audit_path, keys, 5);
+	recs = records();
+	cr_assert_eq(json_array_size(recs), 4, "%zu records, not 4", json_array_size(recs));
+	expect_fingerprints(recs, keys, 5);
+	json_decref(recs);
+	cr_assert_eq(verify(audit_path, false, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "chain intact: 4 records"), "%s", out);
+
+	/* fgctl gives the same fingerprint, whatever the case of the key. */
+	fingerprint(keys[1], fp);
+	snprintf(extra, sizeof(extra), "%s audit fingerprint %s", FG_FGCTL_PATH, keys[1]);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 0, "%s", out);
+	cr_assert_eq(strlen(out), FG_AUDIT_FP_HEX + 1, "%s", out);
+	cr_assert(strncmp(out, fp, FG_AUDIT_FP_HEX) == 0, "fgctl says %s, not %s", out, fp);
+	for (size_t i = 0; i < 32; i++)
+		extra[strlen(extra) - 32 + i] = (char)tolower((unsigned char)keys[1][i]);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strncmp(out, fp, FG_AUDIT_FP_HEX) == 0, "fgctl says %s, not %s", out, fp);
+	snprintf(extra, sizeof(extra), "%s --json audit fingerprint %s", FG_FGCTL_PATH, keys[2]);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 0, "%s", out);
+	res = json_loads(out, 0, NULL);
+	fingerprint(keys[2], fp);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "key_fp")), fp, "%s", out);
+	json_decref(res);
+	snprintf(extra, sizeof(extra), "%s audit fingerprint 0123", FG_FGCTL_PATH);
+	cr_assert_eq(fg_test_run(extra, out, sizeof(out)), 2, "%s", out);
+	cr_assert_not_null(strstr(out, "is not 32 hex digits"), "%s", out);
+}
+
+#define BIG_LOAD 2500
+
+/* Device i's key in a big load: distinct, every third one in capitals. */
+static void
+big_key(unsigned int i, char hex[33])
+{
+	snprintf(hex, 33, i % 3 ? "%08x%08xa5a5%012x" : "%08X%08XA5A5%012X", 0x5eed0000u + i,
+		 i * 2654435761u, i * 7919u + 13);
+}
+
+/* A load of BIG_LOAD lines: tenant 9, its sink, then devices with keys. */
+static char *
+big_load(char keys[][33])
+{
+	char *text = NULL;
+	size_t cap = 0;
+	FILE *m = open_memstream(&text, &cap);
+
+	fprintf(m, "{\"op\":\"tenant\",\"tenant\":9}\n"
+		   "{\"op\":\"sink\",\"sink\":90,\"tenant\":9,\"addr\":\"2001:db8::90\",\"port\":9000,\"egress\":0}\n");
+	for (unsigned int i = 0; i < BIG_LOAD - 2; i++) {
+		big_key(i, keys[i]);
+		fprintf(m, "{\"op\":\"device\",\"tenant\":9,\"device\":%u,\"epoch\":1,\"sinks\":[90],\"key\":\"%s\"}\n",
+			1000 + i, keys[i]);
+	}
+	fclose(m);
+	return text;
+}
+
+Test(audit, a_large_load_is_one_transaction_in_parts)
+{
+	static char keys[BIG_LOAD - 2][33];
+	const char *key_ptr[BIG_LOAD - 2];
+	char *text = big_load(keys), out[4096];
+	json_t *recs, *first;
+	size_t n = 0;
+
+	use_audit(NULL);
+	cr_assert(fg_rp_start(&rp, NULL), "the router did not start");
+	expect_ok(call(apply("{\"op\":\"tenant\",\"tenant\":1}")), "tenant 1");
+	load(text);
+	expect_ok(call(apply("{\"op\":\"tenant\",\"tenant\":2}")), "tenant 2");
+	fg_rp_kill(&rp, SIGTERM);
+
+	recs = records();
+	cr_assert_eq(json_array_size(recs), 5, "%zu records, not 5", json_array_size(recs));
+	first = json_array_get(recs, 1);
+	for (int part = 1; part <= 3; part++) {
+		json_t *rec = json_array_get(recs, (size_t)part);
+		json_t *ops = json_object_get(rec, "ops");
+		size_t want = part < 3 ? FG_AUDIT_OPS_MAX : BIG_LOAD - 2 * FG_AUDIT_OPS_MAX;
+
+		cr_assert_eq(json_integer_value(json_object_get(rec, "seq")), 1 + part);
+		cr_assert_eq(json_integer_value(json_object_get(rec, "txn")), 2, "part %d: txn", part);
+		cr_assert_eq(json_integer_value(json_object_get(rec, "part")), part);
+		cr_assert_eq(json_integer_value(json_object_get(rec, "parts")), 3);
+		cr_assert_eq(json_integer_value(json_object_get(rec, "count")), (json_int_t)want);
+		cr_assert_eq(json_array_size(ops), want, "part %d: %zu ops", part, json_array_size(ops));
+		cr_assert_str_eq(json_string_value(json_object_get(rec, "source")), "socket");
+		cr_assert_eq(json_integer_value(json_object_get(json_object_get(rec, "peer"), "pid")),
+			     getpid());
+		cr_assert_str_eq(json_string_value(json_object_get(rec, "time")),
+				 json_string_value(json_object_get(first, "time")), "one time for all parts");
+		n += json_array_size(ops);
+	}
+	cr_assert_eq(n, BIG_LOAD);
+	/* The ops in load order: without a key, byte for byte. */
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(first, "ops"), 0)),
+			 "{\"op\":\"tenant\",\"tenant\":9}");
+	/* A change of one record has none of txn, part, parts. */
+	cr_assert_null(json_object_get(json_array_get(recs, 0), "txn"));
+	cr_assert_null(json_object_get(json_array_get(recs, 4), "part"));
+	for (size_t i = 0; i < BIG_LOAD - 2; i++)
+		key_ptr[i] = keys[i];
+	expect_fingerprints(recs, key_ptr, BIG_LOAD - 2);
+	json_decref(recs);
+	expect_no_keys(audit_path, key_ptr, BIG_LOAD - 2);
+	free(text);
+	cr_assert_eq(verify(audit_path, false, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "chain intact: 5 records, last seq 5"), "%s", out);
+}
+
+/* Through the API: a change, a change of 2500 lines, a change. */
+static void
+write_parts(const char *path)
+{
+	static char keys[BIG_LOAD - 2][33];
+	char *text = big_load(keys);
+	struct fg_err err = { 0 };
+	struct fg_audit *a = fg_audit_open(path, NULL, &err);
+
+	cr_assert_not_null(a, "%s", err.msg);
+	cr_assert_eq(fg_audit_change(a, "store", NULL, "{\"op\":\"tenant\",\"tenant\":1}\n", 27, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(fg_audit_change(a, "store", NULL, text, strlen(text), &err), 0, "%s", err.msg);
+	cr_assert_eq(fg_audit_change(a, "store", NULL, "{\"op\":\"tenant\",\"tenant\":2}\n", 27, &err),
+		     0, "%s", err.msg);
+	fg_audit_close(a);
+	free(text);
+}
+
+/* verify's JSON answer for a bad file: its problem, line, seq and the good
+ * records before it. */
+static void
+expect_bad(const char *file, const char *problem, unsigned long line, long seq, long records)
+{
+	char out[4096];
+	json_t *res, *b;
+
+	cr_assert_eq(verify(file, true, out, sizeof(out)), 1, "%s", out);
+	res = json_loads(strstr(out, "{\"file\"") ? strstr(out, "{\"file\"") : out, 0, NULL);
+	cr_assert_not_null(res, "%s", out);
+	b = json_object_get(res, "bad");
+	cr_assert_str_eq(json_string_value(json_object_get(b, "problem")), problem, "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(b, "line")), (json_int_t)line, "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(b, "seq")), seq, "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(res, "records")), records, "%s", out);
+	json_decref(res);
+}
+
+Test(audit, verify_proves_a_transaction_whole)
+{
+	char good[192], bad[192], out[4096];
+	struct fg_audit_open_info info;
+	struct fg_err err = { 0 };
+	struct fg_audit *a;
+	struct lines ls;
+	size_t cut;
+
+	snprintf(good, sizeof(good), "%s/parts.jsonl", rp.dir);
+	write_parts(good);
+	cr_assert_eq(verify(good, false, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "chain intact: 5 records"), "%s", out);
+
+	/* A changed byte in part 2: its hash. */
+	snprintf(bad, sizeof(bad), "%s/part_changed.jsonl", rp.dir);
+	split(good, &ls);
+	cr_assert_eq(ls.n, 5);
+	char *p = strstr(ls.l[2], "\\\"device\\\":1");
+
+	cr_assert_not_null(p);
+	p[12] = p[12] == '9' ? '8' : '9';
+	join(bad, &ls);
+	expect_bad(bad, "hash_mismatch", 3, 3, 2);
+
+	/* The last part cut off the end: the transaction is named by its part
+	 * 1, and only the record before it holds. */
+	snprintf(bad, sizeof(bad), "%s/part_missing.jsonl", rp.dir);
+	split(good, &ls);
+	free(ls.l[4]);
+	free(ls.l[3]);
+	ls.n = 3;
+	cut = strlen(ls.l[1]) + strlen(ls.l[2]);
+	join(bad, &ls);
+	expect_bad(bad, "broken_txn", 2, 2, 1);
+	cr_assert_eq(verify(bad, false, out, sizeof(out)), 1, "%s", out);
+	cr_assert_not_null(strstr(out, ":2: record 2: broken change: transaction 2 has 2 of its 3 parts"),
+			   "%s", out);
+
+	/* A part taken from the middle and the chain made again after it
+	 * (what a forger would do): the parts are not in order. */
+	snprintf(bad, sizeof(bad), "%s/part_swapped.jsonl", rp.dir);
+	split(good, &ls);
+	free(ls.l[3]);
+	ls.l[3] = ls.l[4];
+	ls.n = 4;
+	{
+		/* Record 5 renumbered 4, linked to record 3, re-hashed. */
+		json_t *r3 = json_loadb(ls.l[2], strlen(ls.l[2]) - 1, 0, NULL);
+		char *s = strstr(ls.l[3], "\"seq\":5"), *pv = strstr(ls.l[3], "\"prev\":\"");
+
+		cr_assert(r3 && s && pv);
+		s[6] = '4';
+		memcpy(pv + 8, json_string_value(json_object_get(r3, "hash")), FG_AUDIT_HASH_HEX);
+		rehash(ls.l[3]);
+		json_decref(r3);
+	}
+	join(bad, &ls);
+	expect_bad(bad, "broken_txn", 2, 2, 1);
+
+	/* The router's open cuts an unfinished transaction, as a crash leaves
+	 * it (its parts were never fdatasync'd, never acknowledged). */
+	snprintf(bad, sizeof(bad), "%s/part_missing.jsonl", rp.dir);
+	a = fg_audit_open(bad, &info, &err);
+	cr_assert_not_null(a, "%s", err.msg);
+	cr_assert_eq(info.last_seq, 1);
+	cr_assert_eq(info.cut_records, 2);
+	cr_assert_eq(info.torn_bytes, cut);
+	cr_assert_eq(fg_audit_change(a, "store", NULL, "{\"op\":\"tenant\",\"tenant\":3}\n", 27, &err),
+		     0, "%s", err.msg);
+	fg_audit_close(a);
+	cr_assert_eq(verify(bad, false, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "chain intact: 2 records, last seq 2"), "%s", out);
+}
+
+Test(audit, a_failed_change_takes_back_all_its_parts)
+{
+	static char keys[BIG_LOAD - 2][33];
+	char *text = big_load(keys), *bad_key, out[4096];
+	struct fg_err err = { 0 };
+	struct fg_audit *a;
+	struct stat st;
+	off_t size;
+	json_t *recs;
+
+	a = fg_audit_open(audit_path, NULL, &err);
+	cr_assert_not_null(a, "%s", err.msg);
+	cr_assert_eq(fg_audit_change(a, "store", NULL, "{\"op\":\"tenant\",\"tenant\":1}\n", 27, &err),
+		     0, "%s", err.msg);
+	cr_assert_eq(stat(audit_path, &st), 0);
+	size = st.st_size;
+
+	/* Line 1500 has a key that is not one: refused in part 2, with part 1
+	 * already written; both go. */
+	bad_key = strstr(text, keys[1497]);
+	cr_assert_not_null(bad_key);
+	bad_key[5] = 'x';
+	cr_assert_eq(fg_audit_change(a, "store", NULL, text, strlen(text), &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "op line 1500: its \"key\" is not 32 hex digits"), "%s",
+			   err.msg);
+	cr_assert_eq(stat(audit_path, &st), 0);
+	cr_assert_eq(st.st_size, size, "%lld bytes left of a refused change",
+		     (long long)(st.st_size - size));
+	/* A line that names a key but is no op is refused, not written. */
+	cr_assert_eq(fg_audit_change(a, "store", NULL, "key 000102030405060708090a0b0c0d0e0f\n", 37,
+				     &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "op line 1 is not a JSON object but may name a key"), "%s",
+			   err.msg);
+
+	/* In a group: a failure takes back the changes added before it. */
+	cr_assert_eq(fg_audit_add_change(a, "store", NULL, "{\"op\":\"tenant\",\"tenant\":2}\n", 27,
+					 &err), 0, "%s", err.msg);
+	cr_assert_eq(fg_audit_add_change(a, "store", NULL, text, strlen(text), &err), -EINVAL);
+	cr_assert_eq(fg_audit_commit(a, &err), 0, "%s", err.msg);
+	cr_assert_eq(stat(audit_path, &st), 0);
+	cr_assert_eq(st.st_size, size);
+
+	/* And the chain goes on from the last committed record. */
+	bad_key[5] = keys[1497][5];
+	cr_assert_eq(fg_audit_add_change(a, "store", NULL, text, strlen(text), &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(fg_audit_add_change(a, "store", NULL, "{\"op\":\"tenant\",\"tenant\":3}\n", 27,
+					 &err), 0, "%s", err.msg);
+	cr_assert_eq(fg_audit_commit(a, &err), 0, "%s", err.msg);
+	fg_audit_close(a);
+	free(text);
+	recs = records();
+	cr_assert_eq(json_array_size(recs), 5);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(recs, 1), "txn")), 2);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(recs, 4), "seq")), 5);
+	cr_assert_null(json_object_get(json_array_get(recs, 4), "txn"));
+	json_decref(recs);
+	cr_assert_eq(verify(audit_path, false, out, sizeof(out)), 0, "%s", out);
 }
 
 /* ---- the sink_mismatch alarm ----------------------------------------------------- */

@@ -96,6 +96,8 @@ usage(FILE *f)
 struct fg_opts {
 	const char *config, *mappings, *stats, *in, *out;
 	double duration;
+	char *map_text;         /* replay: the mapping file, read once */
+	size_t map_len;
 };
 
 static int
@@ -251,30 +253,24 @@ fg_group_id(const char *name, gid_t *gid, struct fg_err *err)
 	return 0;
 }
 
-/* The file's non-blank lines, for the journal. NULL on error. */
-static char *
-fg_read_lines(const char *path, size_t *len)
+/* The non-blank lines of a mapping file read by fg_mapfile_read (each
+ * ending in '\n'), for the journal: moved to the front of text, in place.
+ * Their length. */
+static size_t
+fg_nonblank_lines(char *text, size_t len)
 {
-	FILE *f = fopen(path, "r");
-	char *out = NULL, *line = NULL;
-	size_t cap = 0, lcap = 0;
-	ssize_t n;
-	FILE *mem;
+	size_t out = 0;
 
-	if (f == NULL)
-		return NULL;
-	mem = open_memstream(&out, &cap);
-	while ((n = getline(&line, &lcap, f)) > 0) {
-		if (strspn(line, " \t\r\n") == (size_t)n)
-			continue;
-		fputs(line, mem);
-		if (line[n - 1] != '\n')
-			fputc('\n', mem);
+	for (size_t i = 0; i < len;) {
+		char *nl = memchr(text + i, '\n', len - i);
+		size_t l = (size_t)(nl - (text + i)) + 1;
+
+		if (!fg_mapline_blank(text + i, l)) {
+			memmove(text + out, text + i, l);
+			out += l;
+		}
+		i += l;
 	}
-	free(line);
-	fclose(f);
-	fclose(mem);
-	*len = cap;
 	return out;
 }
 
@@ -407,14 +403,20 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 	if (st.records_replayed || st.snapshot_bytes)
 		return fg_err_set(err, EEXIST, "--mappings %s: the journal in %s already holds the state; change it with fgctl load",
 				  o->mappings, cfg->journal_dir);
-	ret = fg_mapfile_load(own, o->mappings, NULL, err);
+	/* Read once (a pipe can be read only once), within the limits of
+	 * mapread.h: what is loaded is what is journaled. */
+	unsigned long lines;
+	size_t len = 0;
+	char *text;
+
+	ret = fg_mapfile_read(o->mappings, &text, &len, &lines, err);
 	if (ret < 0)
 		return ret;
-	size_t len = 0;
-	char *text = fg_read_lines(o->mappings, &len);
-
-	ret = text == NULL ? fg_err_set(err, EIO, "%s: cannot read it again", o->mappings)
-			   : len ? fg_journal_append(j, text, len, err) : 0;
+	ret = fg_mapfile_load_buf(own, o->mappings, text, len, NULL, err);
+	if (ret == 0)
+		len = fg_nonblank_lines(text, len);
+	if (ret == 0 && len)
+		ret = fg_journal_append(j, text, len, err);
 	if (ret == 0 && len && audit != NULL)
 		ret = fg_audit_change(audit, "mappings", NULL, text, len, err);
 	free(text);
@@ -510,7 +512,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 			cfg->max_devices, rte_strerror(rte_errno));
 		goto out;
 	}
-	if (expected >= 0 && fg_mapfile_load(own, o->mappings, NULL, &err) != 0) {
+	if (expected >= 0 &&
+	    fg_mapfile_load_buf(own, o->mappings, o->map_text, o->map_len, NULL, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
@@ -676,7 +679,8 @@ fg_replay(int argc, char **argv)
 	struct fg_config cfg;
 	struct fg_err err = { 0 };
 	char vdev[2 * 4096 + 64], mem[16], prefix[64];
-	long lines, packets;
+	unsigned long lines;
+	long packets;
 	int ret;
 
 	if (fg_parse_opts(argc, argv, true, &o) != 0)
@@ -696,16 +700,20 @@ fg_replay(int argc, char **argv)
 	} else {
 		fg_config_default_port(&cfg);
 	}
-	lines = fg_mapfile_lines(o.mappings);
-	if (lines < 0) {
-		fprintf(stderr, "framegate replay: %s: %s\n", o.mappings, strerror((int)-lines));
+	/* Read once, within the limits of mapread.h: its lines size the
+	 * tables, and the same text is loaded. */
+	if (fg_mapfile_read(o.mappings, &o.map_text, &o.map_len, &lines, &err) != 0) {
+		fprintf(stderr, "framegate replay: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
 	packets = fg_count_packets(o.in);
-	if (packets < 0)
+	if (packets < 0) {
+		free(o.map_text);
 		return FG_EXIT_FAIL;
+	}
 	if (strchr(o.in, ',') || strchr(o.out, ',')) {
 		fprintf(stderr, "framegate replay: file names with a comma cannot be given to net_pcap\n");
+		free(o.map_text);
 		return FG_EXIT_FAIL;
 	}
 	/* Tables sized by the file: no line adds more than one entry. */
@@ -722,11 +730,13 @@ fg_replay(int argc, char **argv)
 	};
 	if (rte_eal_init((int)RTE_DIM(eal) - 1, eal) < 0) {
 		fprintf(stderr, "framegate replay: cannot start DPDK: %s\n", rte_strerror(rte_errno));
+		free(o.map_text);
 		return FG_EXIT_FAIL;
 	}
 	if (o.config == NULL)
 		cfg.mbufs = 8191;
 	ret = fg_run(&cfg, &o, packets);
+	free(o.map_text);
 	fg_eal_cleanup();
 	return ret;
 }

@@ -58,6 +58,36 @@ fg_on_signal(int sig)
 	fg_signalled = sig;
 }
 
+/* SIGHUP: a router whose terminal closes, or an operator used to daemons
+ * that reload on it, must not lose its forwarding. Said in one line with
+ * write(), which a handler may call. */
+static void
+fg_on_hup(int sig)
+{
+	static const char msg[] = "framegate: SIGHUP ignored (the configuration is read at start only)\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* Nothing to do: stderr is gone. */
+	}
+}
+
+/*
+ * Before anything else, EAL included: SIGPIPE ignored, so that a peer that
+ * closes its socket (control, telemetry, metrics) before reading its reply
+ * costs a write its EPIPE and not the router its life; SIGHUP logged and
+ * ignored. SA_RESTART: the control loop's calls are not cut short by it.
+ */
+static void
+fg_signals_early(void)
+{
+	struct sigaction sa = { .sa_handler = fg_on_hup, .sa_flags = SA_RESTART };
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 static void
 usage(FILE *f)
 {
@@ -749,6 +779,7 @@ main(int argc, char **argv)
 	struct fg_err err = { 0 };
 	int n, ret;
 
+	fg_signals_early();
 	if (argc > 1 && strcmp(argv[1], "replay") == 0)
 		return fg_replay(argc - 1, argv + 1);
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,8 +157,11 @@ fg_parse_opts(int argc, char **argv, bool replay, struct fg_opts *o)
 		case 'o': o->out = optarg; break;
 		case 'd':
 			o->duration = strtod(optarg, &end);
-			if (*end != '\0' || o->duration <= 0) {
-				fprintf(stderr, "framegate: --duration: \"%s\" is not a positive number of seconds\n",
+			/* Not nan, inf (1e400 too) or -0, which would run
+			 * for ever or not at all. */
+			if (end == optarg || *end != '\0' || !isfinite(o->duration) ||
+			    !(o->duration > 0)) {
+				fprintf(stderr, "framegate: --duration: \"%s\" is not a finite positive number of seconds\n",
 					optarg);
 				return -1;
 			}

@@ -81,6 +81,20 @@ fg_slots_put(struct fg_slots *s, uint32_t v)
 	s->count++;
 }
 
+/* Entries of the owner index: the devices, and room for those a
+ * transaction replaces before the old ones leave. */
+static uint32_t
+fg_owner_entries(const struct fg_tables_config *cfg)
+{
+	return cfg->max_devices + cfg->max_devices / 8 + 1024;
+}
+
+size_t
+fg_ownership_memsize(const struct fg_tables_config *cfg)
+{
+	return fg_hash_memsize(fg_owner_entries(cfg), sizeof(uint64_t), false);
+}
+
 struct fg_ownership *
 fg_ownership_create(struct fg_tables *t)
 {
@@ -94,7 +108,7 @@ fg_ownership_create(struct fg_tables *t)
 	snprintf(name, sizeof(name), "%.16s_own", t->name);
 	o->owner = rte_hash_create(&(struct rte_hash_parameters){
 		.name = name,
-		.entries = cfg->max_devices + cfg->max_devices / 8 + 1024,
+		.entries = fg_owner_entries(cfg),
 		.key_len = sizeof(uint64_t),
 		.hash_func = rte_hash_crc,
 		.socket_id = cfg->socket_id,

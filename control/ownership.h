@@ -76,6 +76,10 @@ struct fg_shield;
 
 /* Constructor over existing tables: NULL and rte_errno on failure. */
 struct fg_ownership *fg_ownership_create(struct fg_tables *t);
+
+/* Bytes of DPDK memory fg_ownership_create takes for tables of cfg (the
+ * owner index; see fg_tables_memsize). */
+size_t fg_ownership_memsize(const struct fg_tables_config *cfg);
 void fg_ownership_free(struct fg_ownership *o);
 struct fg_tables *fg_ownership_tables(const struct fg_ownership *o);
 

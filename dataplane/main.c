@@ -28,6 +28,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_pdump.h>
 
 #include <grp.h>
@@ -512,6 +513,29 @@ fg_observers_tick(const struct fg_server *server, struct fg_ctl_state *st,
 	fg_metrics_poll(m);
 }
 
+/* The tables could not be created (rte_errno e): when memory ran out, how
+ * much they need against what EAL holds, and what to change. */
+static void
+fg_tables_no_room(const struct fg_tables_config *tc, int e)
+{
+	size_t need = fg_tables_memsize(tc) + fg_ownership_memsize(tc), total = 0, free_b = 0;
+	struct rte_malloc_socket_stats ms;
+
+	if (e != ENOMEM) {
+		fprintf(stderr, "framegate: cannot create tables for %u mappings: %s\n",
+			tc->max_devices, rte_strerror(e));
+		return;
+	}
+	for (int s = 0; s < RTE_MAX_NUMA_NODES; s++)
+		if (rte_malloc_get_socket_stats(s, &ms) == 0) {
+			total += ms.heap_totalsz_bytes;
+			free_b += ms.heap_freesz_bytes;
+		}
+	fprintf(stderr, "framegate: the tables for %u mappings, %u tenants and %u sinks (tables.max_devices, max_tenants, max_sinks) need about %zu MiB of DPDK memory; EAL was given %zu MiB (-m, or the hugepages it could map), %zu MiB of it free: give -m at least %zu plus what the ports' mbufs take, or more hugepages, or make the tables smaller\n",
+		tc->max_devices, tc->max_tenants, tc->max_sinks, need >> 20, total >> 20,
+		free_b >> 20, ((total - free_b + need) >> 20) + 1);
+}
+
 /* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
 static int
 fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
@@ -542,8 +566,12 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	t = fg_tables_create(&tc);
 	own = t ? fg_ownership_create(t) : NULL;
 	if (own == NULL) {
-		fprintf(stderr, "framegate: cannot create tables for %u mappings: %s\n",
-			cfg->max_devices, rte_strerror(rte_errno));
+		int e = rte_errno;
+
+		/* What is free once the tables that were made are gone. */
+		fg_tables_free(t);
+		t = NULL;
+		fg_tables_no_room(&tc, e);
 		goto out;
 	}
 	if (expected >= 0 &&

@@ -156,7 +156,10 @@ int fg_device_move(struct fg_ownership *o, const struct fg_move_spec *s,
  */
 struct fg_txn;
 
-/* A transaction for up to max_ops operations: NULL and rte_errno on failure. */
+/* A transaction (max_ops: how many operations it will check, a hint). Its
+ * overlay is in the process heap and grows as operations are checked, so a
+ * lack of memory is reported by the check that met it. NULL and rte_errno on
+ * failure. */
 struct fg_txn *fg_txn_begin(struct fg_ownership *o, uint32_t max_ops);
 void fg_txn_free(struct fg_txn *x);
 

@@ -600,7 +600,15 @@ read_mappings(const char *path, char **text, size_t *len, uint64_t *lines)
 	unsigned long n;
 
 	if (fg_mapfile_read(path, text, len, &n, &err) != 0) {
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		char opening[512];
+
+		/* A file that cannot be opened is said as this tool always
+		 * said it; the reader's own refusals as the reader says them. */
+		snprintf(opening, sizeof(opening), "%s: %s", path, strerror(err.code));
+		if (strcmp(err.msg, opening) == 0)
+			fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror(err.code));
+		else
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
 		return -1;
 	}
 	*lines = n;

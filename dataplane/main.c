@@ -825,8 +825,11 @@ main(int argc, char **argv)
 		return FG_EXIT_USAGE;
 	}
 	argv[n] = argv[0];
-	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0)
+	/* EAL runs from here: each way out cleans it up (its ports too). */
+	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0) {
+		fg_eal_cleanup();
 		return FG_EXIT_USAGE;
+	}
 	/* dpdk-dumpcap attaches to a running router as a secondary process
 	 * (docs/configuration.md, "Capturing"): it needs the router started
 	 * with multi-process on (no --no-shconf, no --in-memory). Without it
@@ -837,6 +840,8 @@ main(int argc, char **argv)
 	fg_config_defaults(&cfg);
 	if (fg_config_load(&cfg, o.config, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
+		rte_pdump_uninit();
+		fg_eal_cleanup();
 		return FG_EXIT_FAIL;
 	}
 	ret = fg_run(&cfg, &o, -1);

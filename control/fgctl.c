@@ -44,6 +44,7 @@
 
 #include "framegate/ctl.h"
 #include "framegate/wire.h"
+#include "mapread.h"
 #include "store.h"
 
 #include "audit.h"
@@ -1242,24 +1243,23 @@ fgctl_store_load(struct fgctl *c, const char *file)
 {
 	struct fg_err err = { 0 };
 	struct fg_store_writer *w;
-	char *text = NULL, *line = NULL;
+	struct fg_mapread rd;
 	const char **lines = NULL;
-	size_t *lens = NULL, *line_no = NULL, n = 0, cap = 0, lcap = 0, failed = 0;
-	unsigned long no = 0;
+	const char *line;
+	size_t *lens = NULL, *line_no = NULL, n = 0, cap = 0, len, failed = 0;
 	int64_t rev = 0;
-	ssize_t len;
-	int ret = FG_CTL_EXIT_OK;
-	FILE *f = fopen(file, "r");
+	int ret = FG_CTL_EXIT_OK, got;
 
-	if (f == NULL) {
-		fprintf(stderr, FGCTL ": load: cannot read %s: %s\n", file, strerror(errno));
+	/* The file is read within the limits of mapread.h (line length, NUL
+	 * bytes, size): /dev/zero or an endless pipe is refused, not held. */
+	if (fg_mapread_open(&rd, file, &err) < 0) {
+		fprintf(stderr, FGCTL ": load: cannot read %s\n", err.msg);
 		return FG_CTL_EXIT_REFUSED;
 	}
-	while ((len = getline(&line, &lcap, f)) > 0) {
-		no++;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (strspn(line, " \t") == (size_t)len)
+	while ((got = fg_mapread_line(&rd, &line, &len, &err)) > 0) {
+		while (len > 0 && line[len - 1] == '\r')
+			len--;
+		if (fg_mapline_blank(line, len))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 1024;
@@ -1271,16 +1271,19 @@ fgctl_store_load(struct fgctl *c, const char *file)
 				exit(FG_CTL_EXIT_REFUSED);
 			}
 		}
-		lines[n] = strdup(line);
-		lens[n] = (size_t)len;
-		line_no[n++] = no;
+		lines[n] = strndup(line, len);
+		if (lines[n] == NULL) {
+			fprintf(stderr, FGCTL ": out of memory\n");
+			exit(FG_CTL_EXIT_REFUSED);
+		}
+		lens[n] = len;
+		line_no[n++] = rd.line;
 	}
-	if (ferror(f)) {
-		fprintf(stderr, FGCTL ": load: reading %s: %s\n", file, strerror(errno));
+	if (got < 0) {
+		fprintf(stderr, FGCTL ": load: %s\n", err.msg);
 		ret = FG_CTL_EXIT_REFUSED;
 	}
-	fclose(f);
-	free(line);
+	fg_mapread_close(&rd);
 	if (ret == FG_CTL_EXIT_OK && (w = fgctl_store_open(c, &ret)) != NULL) {
 		if (fg_store_apply(w, lines, lens, n, true, &rev, &failed, &err) < 0) {
 			if (failed < n && (err.code == EINVAL || err.code == EEXIST || err.code == ENOENT ||
@@ -1304,7 +1307,6 @@ fgctl_store_load(struct fgctl *c, const char *file)
 	free(lines);
 	free(lens);
 	free(line_no);
-	free(text);
 	return ret;
 }
 
@@ -1678,34 +1680,45 @@ fgctl_bad_utf8_line(const char *text, size_t len, unsigned long first_line)
 	return first_line;
 }
 
+/* A whole line and its newline always fit in a chunk. */
+_Static_assert(FG_MAPFILE_MAX_LINE + 1 <= FG_CTL_LOAD_CHUNK, "a mapping line fits in a load chunk");
+
 static int
 fgctl_run_load(struct fgctl *c, const struct fgctl_cmd *cmd)
 {
 	const char *file = json_string_value(c->val[0]);
 	struct fgctl_progress prog = { .on = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO) };
 	unsigned long lines = 0;         /* lines sent so far */
-	size_t held = 0;
-	bool eof = false;
+	struct fg_err err = { 0 };
+	struct fg_mapread rd;
+	const char *line = NULL;
+	size_t held = 0, len = 0;
 	json_t *res = NULL;
-	struct stat st;
 	char *buf;
-	FILE *f;
-	int ret;
+	int ret, got;
 
 	(void)cmd;
 	if (c->store != NULL)
 		return fgctl_store_load(c, file);
-	f = fopen(file, "r");
-	if (f == NULL || fstat(fileno(f), &st) != 0) {
-		fprintf(stderr, FGCTL ": load: cannot read %s: %s\n", file, strerror(errno));
-		if (f != NULL)
-			fclose(f);
+	/* Read within the limits of mapread.h: a directory, /dev/zero, a line
+	 * over FG_MAPFILE_MAX_LINE or a stream over FG_MAPFILE_MAX_BYTES is
+	 * refused, naming the file and the limit. */
+	if (fg_mapread_open(&rd, file, &err) < 0) {
+		fprintf(stderr, FGCTL ": load: cannot read %s\n", err.msg);
 		return FG_CTL_EXIT_REFUSED;
 	}
-	prog.size = st.st_size;
-	buf = malloc(FG_CTL_LOAD_CHUNK + 1);
+	prog.size = (off_t)rd.size;
+	/* The first line before the router hears of the load: a file that is
+	 * no mapping file at all is refused without it. */
+	got = fg_mapread_line(&rd, &line, &len, &err);
+	if (got < 0) {
+		fprintf(stderr, FGCTL ": load: %s\n", err.msg);
+		fg_mapread_close(&rd);
+		return FG_CTL_EXIT_REFUSED;
+	}
+	buf = malloc(FG_CTL_LOAD_CHUNK);
 	if (buf == NULL) {
-		fclose(f);
+		fg_mapread_close(&rd);
 		fprintf(stderr, FGCTL ": out of memory\n");
 		return FG_CTL_EXIT_REFUSED;
 	}
@@ -1719,47 +1732,34 @@ fgctl_run_load(struct fgctl *c, const struct fgctl_cmd *cmd)
 		goto fail;
 	fgctl_progress(&prog, true);
 
-	/* Chunks of at most FG_CTL_LOAD_CHUNK bytes, each ending at a line's
-	 * end, so the router decodes every line whole (ctl.h). */
+	/* Chunks of whole lines (blank ones too, so that the router counts
+	 * the file's lines), at most FG_CTL_LOAD_CHUNK bytes, so the router
+	 * decodes every line whole (ctl.h). got == 1: `line` is read and not
+	 * yet in a chunk. */
 	for (;;) {
-		const char *nl;
-		size_t take;
 		json_t *text;
 
-		while (held < FG_CTL_LOAD_CHUNK && !eof) {
-			size_t n = fread(buf + held, 1, FG_CTL_LOAD_CHUNK - held, f);
-
-			if (n == 0 && ferror(f)) {
-				fprintf(stderr, FGCTL ": load: reading %s: %s\n", file, strerror(errno));
-				ret = FG_CTL_EXIT_REFUSED;
-				goto fail;
-			}
-			eof = n == 0;
-			held += n;
+		while (got > 0 && held + len + 1 <= FG_CTL_LOAD_CHUNK) {
+			memcpy(buf + held, line, len);
+			buf[held + len] = '\n';
+			held += len + 1;
+			got = fg_mapread_line(&rd, &line, &len, &err);
+		}
+		if (got < 0) {
+			fprintf(stderr, FGCTL ": load: %s\n", err.msg);
+			ret = FG_CTL_EXIT_REFUSED;
+			goto fail;
 		}
 		if (held == 0)
 			break;
-		nl = memrchr(buf, '\n', held);
-		if (nl != NULL) {
-			take = (size_t)(nl - buf) + 1;
-		} else if (eof) {
-			if (held < FG_CTL_LOAD_CHUNK)
-				buf[held++] = '\n';     /* the last line, unterminated */
-			take = held;
-		} else {
-			fprintf(stderr, "%s:%lu: the line is longer than %u bytes\n", file, lines + 1,
-				FG_CTL_LOAD_CHUNK);
-			ret = FG_CTL_EXIT_REFUSED;
-			goto fail;
-		}
-		text = json_stringn(buf, take);
+		text = json_stringn(buf, held);
 		if (text == NULL) {
 			fprintf(stderr, "%s:%lu: the line is not UTF-8 text\n", file,
-				fgctl_bad_utf8_line(buf, take, lines + 1));
+				fgctl_bad_utf8_line(buf, held, lines + 1));
 			ret = FG_CTL_EXIT_REFUSED;
 			goto fail;
 		}
-		for (size_t i = 0; i < take; i++)
+		for (size_t i = 0; i < held; i++)
 			lines += buf[i] == '\n';
 		json_decref(res);
 		ret = fgctl_call(c, json_pack("{s:s, s:o}", "cmd", "load.chunk", "text", text), &res);
@@ -1767,9 +1767,8 @@ fgctl_run_load(struct fgctl *c, const struct fgctl_cmd *cmd)
 			fgctl_print_load_refusal(file, res);
 		if (ret != 0)
 			goto fail;
-		memmove(buf, buf + take, held - take);
-		held -= take;
-		prog.sent += (off_t)take;
+		prog.sent += (off_t)held;
+		held = 0;
 		fgctl_progress(&prog, false);
 	}
 	fgctl_progress(&prog, true);
@@ -1811,7 +1810,7 @@ fail:
 out:
 	json_decref(res);
 	free(buf);
-	fclose(f);
+	fg_mapread_close(&rd);
 	return ret;
 }
 

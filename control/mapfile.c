@@ -11,6 +11,7 @@
 #include <rte_common.h>
 
 #include "mapfile.h"
+#include "mapread.h"
 
 #define fg_bad(err, ...) fg_err_set(err, EINVAL, __VA_ARGS__)
 
@@ -166,109 +167,71 @@ fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
 	return ret < 0 ? ret : fg_ops_apply_checked(o, ops, n, failed, err);
 }
 
-static int
-fg_blank(const char *s, size_t n)
+int
+fg_mapfile_load_buf(struct fg_ownership *o, const char *path, const char *text, size_t len,
+		    unsigned long *failed_line, struct fg_err *err)
 {
-	return strspn(s, " \t\r\n") == n;
+	const char *p = text, *end = text + len;
+	unsigned long lineno = 0, *lines = NULL;
+	size_t n = 0, cap = 1, bad = SIZE_MAX;
+	struct fg_op *ops = NULL;
+	int ret = 0;
+
+	if (failed_line != NULL)
+		*failed_line = 0;
+	/* One op per line at most: the arrays are sized once. */
+	for (const char *q = text; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		cap++;
+	ops = calloc(cap, sizeof(*ops));
+	lines = malloc(cap * sizeof(*lines));
+	if (ops == NULL || lines == NULL) {
+		ret = fg_err_set(err, ENOMEM, "out of memory for the ops of %zu lines", cap);
+		goto out;
+	}
+	/* Decode every line first: a malformed line applies nothing. */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		lineno++;
+		if (!fg_mapline_blank(p, l)) {
+			ret = fg_op_parse(p, l, &ops[n], err);
+			if (ret < 0)
+				goto out;
+			lines[n++] = lineno;
+		}
+		p += l + 1;
+	}
+	/* A failure that no line caused (bad left as it was) names none. */
+	ret = fg_ops_apply_all(o, ops, n, &bad, err);
+	lineno = ret < 0 && bad < n ? lines[bad] : 0;
+out:
+	if (ret < 0 && lineno != 0)
+		fg_err_prefix(err, "%s:%lu: ", path, lineno);
+	else if (ret < 0)
+		fg_err_prefix(err, "%s: ", path);
+	if (ret < 0 && failed_line != NULL)
+		*failed_line = lineno;
+	free(ops);
+	free(lines);
+	return ret;
 }
 
 int
 fg_mapfile_load(struct fg_ownership *o, const char *path,
 		unsigned long *failed_line, struct fg_err *err)
 {
-	struct fg_op *ops = NULL;
-	unsigned long *lines = NULL;
-	size_t n = 0, cap = 0, bufcap = 0;
-	unsigned long lineno = 0;
-	char *buf = NULL;
-	ssize_t len;
-	int ret = 0;
-	FILE *f;
+	unsigned long n_lines;
+	size_t len;
+	char *text;
+	int ret;
 
 	if (failed_line != NULL)
 		*failed_line = 0;
-	f = fopen(path, "r");
-	if (f == NULL) {
-		int e = errno;
-
-		if (err != NULL) {
-			err->code = e;
-			snprintf(err->msg, sizeof(err->msg), "%s: %s", path, strerror(e));
-		}
-		return -e;
-	}
-	/* Decode every line first: a malformed line applies nothing. */
-	while ((len = getline(&buf, &bufcap, f)) >= 0) {
-		lineno++;
-		if (fg_blank(buf, (size_t)len))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 1024;
-			struct fg_op *nops = realloc(ops, ncap * sizeof(*ops));
-			unsigned long *nlines = nops ? realloc(lines, ncap * sizeof(*lines)) : NULL;
-
-			if (nops != NULL)
-				ops = nops;
-			if (nlines == NULL) {
-				ret = -ENOMEM;
-				if (err != NULL) {
-					err->code = ENOMEM;
-					snprintf(err->msg, sizeof(err->msg), "%s:%lu: out of memory", path, lineno);
-				}
-				goto fail;
-			}
-			lines = nlines;
-			cap = ncap;
-		}
-		ret = fg_op_parse(buf, (size_t)len, &ops[n], err);
-		if (ret < 0)
-			goto fail;
-		lines[n++] = lineno;
-	}
-	if (ferror(f)) {
-		ret = -EIO;
-		if (err != NULL) {
-			err->code = EIO;
-			snprintf(err->msg, sizeof(err->msg), "%s: read error", path);
-		}
-		lineno = 0;
-		goto fail;
-	}
-	size_t bad = 0;
-
-	ret = fg_ops_apply_all(o, ops, n, &bad, err);
+	ret = fg_mapfile_read(path, &text, &len, &n_lines, err);
 	if (ret < 0)
-		lineno = lines[bad];
-fail:
-	if (ret < 0 && lineno != 0)
-		fg_err_prefix(err, "%s:%lu: ", path, lineno);
-	if (ret < 0 && failed_line != NULL)
-		*failed_line = lineno;
-	free(buf);
-	free(ops);
-	free(lines);
-	fclose(f);
+		return ret;
+	ret = fg_mapfile_load_buf(o, path, text, len, failed_line, err);
+	free(text);
 	return ret;
-}
-
-long
-fg_mapfile_lines(const char *path)
-{
-	static char buf[1 << 16];
-	FILE *f = fopen(path, "r");
-	char last = '\n';
-	long n = 0;
-	size_t len;
-	int e;
-
-	if (f == NULL)
-		return -errno;
-	while ((len = fread(buf, 1, sizeof(buf), f)) > 0) {
-		for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++)
-			n++;
-		last = buf[len - 1];
-	}
-	e = ferror(f) ? EIO : 0;
-	fclose(f);
-	return e ? -e : n + (last != '\n');
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mapread.h"
 #include "ownership.h"
 
 enum fg_op_kind {
@@ -67,7 +68,8 @@ int fg_op_check(struct fg_ownership *o, struct fg_txn *x, const struct fg_op *op
 
 /* Apply ops[0..n) as one transaction: all are checked first, against the
  * state the earlier ones produce; on any refusal nothing is applied and
- * *failed (if not NULL) is the index of the refused op. The tables are
+ * *failed (if not NULL) is the index of the refused op (left as it was when
+ * no op is at fault: no memory for the transaction itself). The tables are
  * synchronised at the end (ack means enforced). */
 int fg_ops_apply_all(struct fg_ownership *o, const struct fg_op *ops, size_t n,
 		     size_t *failed, struct fg_err *err);
@@ -84,14 +86,17 @@ int fg_ops_apply_checked(struct fg_ownership *o, const struct fg_op *ops,
  * Load a mapping file as one transaction (SPEC 4): every line is decoded and
  * every operation checked against the state the earlier ones produce before
  * anything is applied; a malformed line or a refused operation applies
- * nothing. On failure returns -errno and err says "FILE:LINE: reason";
- * *failed_line (if not NULL) is the 1-based line. Blank lines are skipped.
+ * nothing. On failure returns -errno and err says "FILE:LINE: reason" (or
+ * "FILE: reason" when no line is at fault, as for a file over the limits of
+ * mapread.h); *failed_line (if not NULL) is the 1-based line, or 0. Blank
+ * lines are skipped. The file is read once, within the limits of mapread.h.
  */
 int fg_mapfile_load(struct fg_ownership *o, const char *path,
 		    unsigned long *failed_line, struct fg_err *err);
 
-/* Lines in a mapping file (a last line without '\n' counts): a bound on
- * the entries it can add, for sizing tables. -errno when it cannot be read. */
-long fg_mapfile_lines(const char *path);
+/* The same for a file already read (fg_mapfile_read): len bytes of lines,
+ * path only for messages. */
+int fg_mapfile_load_buf(struct fg_ownership *o, const char *path, const char *text,
+			size_t len, unsigned long *failed_line, struct fg_err *err);
 
 #endif /* FG_MAPFILE_H */

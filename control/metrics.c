@@ -36,6 +36,26 @@
 #include "ownership.h"
 #include "server.h"
 
+/*
+ * Slow clients. MHD runs in its external mode with epoll on the control
+ * thread (above), so a connection that sends half a request and stalls
+ * costs nothing but its slot: MHD reads what has arrived and goes on. What
+ * makes a scrape wait is a full set of slots (MHD then leaves new
+ * connections in the listen queue until one frees). So: slots for many
+ * more connections than scrapers ever open, at most a quarter of them for
+ * one address (a slow or hostile host cannot take them all; on the default
+ * loopback address every client is 127.0.0.1, so this is not lower), and a
+ * connection idle for FG_METRICS_IDLE_SECONDS is closed. A scrape sends its
+ * request at once and reads at once, so 5 s idle is never a scrape's. A
+ * thread per connection or a pool would not help: the scrape is rendered
+ * on the control thread in any case. Each slot costs MHD's 32 KiB buffer
+ * while held, and a descriptor (256 with the control socket's 64 stay
+ * well under the usual 1024).
+ */
+#define FG_METRICS_MAX_CONNS 256u
+#define FG_METRICS_MAX_PER_IP 64u
+#define FG_METRICS_IDLE_SECONDS 5u
+
 struct fg_metrics {
 	struct MHD_Daemon *mhd;
 	int fd;
@@ -384,7 +404,7 @@ fg_metrics_create(const struct fg_metrics_config *cfg, const struct fg_router *r
 	 * not have is named in the error; MHD serves on it. */
 	fd = socket(cfg->addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, cfg->addr, cfg->addr_len) != 0 || listen(fd, 16) != 0) {
+	    bind(fd, cfg->addr, cfg->addr_len) != 0 || listen(fd, FG_METRICS_MAX_CONNS) != 0) {
 		int e = errno;
 
 		if (fd >= 0)
@@ -406,8 +426,9 @@ fg_metrics_create(const struct fg_metrics_config *cfg, const struct fg_router *r
 				  (cfg->addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				  0, NULL, NULL, fg_metrics_answer, m,
 				  MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+				  MHD_OPTION_CONNECTION_LIMIT, FG_METRICS_MAX_CONNS,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, FG_METRICS_MAX_PER_IP,
+				  MHD_OPTION_CONNECTION_TIMEOUT, FG_METRICS_IDLE_SECONDS,
 				  MHD_OPTION_END);
 	if (m->mhd == NULL) {
 		close(fd);

@@ -81,6 +81,20 @@ fg_slots_put(struct fg_slots *s, uint32_t v)
 	s->count++;
 }
 
+/* Entries of the owner index: the devices, and room for those a
+ * transaction replaces before the old ones leave. */
+static uint32_t
+fg_owner_entries(const struct fg_tables_config *cfg)
+{
+	return cfg->max_devices + cfg->max_devices / 8 + 1024;
+}
+
+size_t
+fg_ownership_memsize(const struct fg_tables_config *cfg)
+{
+	return fg_hash_memsize(fg_owner_entries(cfg), sizeof(uint64_t), false);
+}
+
 struct fg_ownership *
 fg_ownership_create(struct fg_tables *t)
 {
@@ -94,7 +108,7 @@ fg_ownership_create(struct fg_tables *t)
 	snprintf(name, sizeof(name), "%.16s_own", t->name);
 	o->owner = rte_hash_create(&(struct rte_hash_parameters){
 		.name = name,
-		.entries = cfg->max_devices + cfg->max_devices / 8 + 1024,
+		.entries = fg_owner_entries(cfg),
 		.key_len = sizeof(uint64_t),
 		.hash_func = rte_hash_crc,
 		.socket_id = cfg->socket_id,
@@ -479,11 +493,112 @@ struct fg_device_view {
 	uint32_t sinks[FG_MAX_SINKS];
 };
 
+/*
+ * The overlay's maps: id -> view, open addressing in the process heap. Not
+ * in DPDK memory (rte_hash): the EAL's memory is sized for the tables, and a
+ * load of a million lines would need an index as large again before its
+ * first line is checked. These grow as operations are checked, so a lack of
+ * memory shows at the operation that needed it.
+ */
+struct fg_vmap {
+	size_t vsize;                    /* bytes of a view */
+	size_t cap, n;                   /* cap: 0 or a power of 2 */
+	uint64_t *keys;
+	uint8_t *used;
+	char *vals;
+};
+
+static size_t
+fg_vmap_slot(const struct fg_vmap *m, uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return (size_t)k & (m->cap - 1);
+}
+
+static void *
+fg_vmap_find(const struct fg_vmap *m, uint64_t key)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = fg_vmap_slot(m, key);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->used[i])
+			return NULL;
+		if (m->keys[i] == key)
+			return m->vals + i * m->vsize;
+	}
+}
+
+/* A free slot for key, which is not in the map. */
+static void *
+fg_vmap_claim(struct fg_vmap *m, uint64_t key)
+{
+	size_t i = fg_vmap_slot(m, key);
+
+	while (m->used[i])
+		i = (i + 1) & (m->cap - 1);
+	m->used[i] = 1;
+	m->keys[i] = key;
+	m->n++;
+	return m->vals + i * m->vsize;
+}
+
+static int
+fg_vmap_grow(struct fg_vmap *m)
+{
+	struct fg_vmap g = { .vsize = m->vsize, .cap = m->cap ? m->cap * 2 : 64 };
+
+	g.keys = malloc(g.cap * sizeof(*g.keys));
+	g.used = calloc(g.cap, 1);
+	g.vals = malloc(g.cap * g.vsize);
+	if (g.keys == NULL || g.used == NULL || g.vals == NULL) {
+		free(g.keys);
+		free(g.used);
+		free(g.vals);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->used[i])
+			memcpy(fg_vmap_claim(&g, m->keys[i]), m->vals + i * m->vsize, m->vsize);
+	free(m->keys);
+	free(m->used);
+	free(m->vals);
+	*m = g;
+	return 0;
+}
+
+static int
+fg_vmap_put(struct fg_vmap *m, uint64_t key, const void *v)
+{
+	void *p = fg_vmap_find(m, key);
+
+	if (p == NULL) {
+		/* At most three quarters full: probes stay short. */
+		if (4 * (m->n + 1) > 3 * m->cap && fg_vmap_grow(m) < 0)
+			return -ENOMEM;
+		p = fg_vmap_claim(m, key);
+	}
+	memcpy(p, v, m->vsize);
+	return 0;
+}
+
+static void
+fg_vmap_free(struct fg_vmap *m)
+{
+	free(m->keys);
+	free(m->used);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
 struct fg_txn {
 	struct fg_ownership *o;
-	struct rte_hash *tenants;        /* uint32_t -> struct fg_tenant_view * */
-	struct rte_hash *sinks;          /* uint32_t -> struct fg_sink_view * */
-	struct rte_hash *devices;        /* uint64_t -> struct fg_device_view * */
+	struct fg_vmap tenants;          /* tenant_id -> struct fg_tenant_view */
+	struct fg_vmap sinks;            /* sink_id -> struct fg_sink_view */
+	struct fg_vmap devices;          /* device_id -> struct fg_device_view */
 	int64_t tenant_net, sink_net, device_net;   /* entries added - removed */
 };
 
@@ -542,10 +657,10 @@ static struct fg_##kind##_view                                                  
 fg_##kind##_view(const struct fg_ownership *o, const struct fg_txn *x,         \
 		 idtype id)                                                     \
 {                                                                               \
-	void *p;                                                                \
+	const void *p = x != NULL ? fg_vmap_find(&x->kind##s, id) : NULL;      \
                                                                                 \
-	if (x != NULL && rte_hash_lookup_data(x->kind##s, &id, &p) >= 0)        \
-		return *(struct fg_##kind##_view *)p;                           \
+	if (p != NULL)                                                          \
+		return *(const struct fg_##kind##_view *)p;                     \
 	return fg_##kind##_base(o, id);                                         \
 }                                                                               \
                                                                                 \
@@ -554,78 +669,29 @@ static int                                                                      
 fg_##kind##_view_set(struct fg_txn *x, idtype id,                              \
 		     const struct fg_##kind##_view *v)                          \
 {                                                                               \
-	void *p;                                                                \
-                                                                                \
-	if (x == NULL)                                                          \
-		return 0;                                                       \
-	if (rte_hash_lookup_data(x->kind##s, &id, &p) < 0) {                    \
-		p = malloc(sizeof(*v));                                         \
-		if (p == NULL || rte_hash_add_key_data(x->kind##s, &id, p) < 0) { \
-			free(p);                                                \
-			return -ENOMEM;                                         \
-		}                                                               \
-	}                                                                       \
-	memcpy(p, v, sizeof(*v));                                               \
-	return 0;                                                               \
+	return x != NULL ? fg_vmap_put(&x->kind##s, id, v) : 0;                 \
 }
 
 FG_VIEW_GET(tenant, uint32_t)
 FG_VIEW_GET(sink, uint32_t)
 FG_VIEW_GET(device, uint64_t)
 
-static struct rte_hash *
-fg_txn_hash(const char *what, uint32_t entries, uint32_t key_len)
-{
-	static unsigned int seq;
-	char name[RTE_HASH_NAMESIZE];
-
-	snprintf(name, sizeof(name), "fgtx%u_%s", seq++, what);
-	return rte_hash_create(&(struct rte_hash_parameters){
-		.name = name,
-		.entries = entries < 64 ? 64 : entries + entries / 8,
-		.key_len = key_len,
-		.hash_func = rte_hash_crc,
-		.socket_id = SOCKET_ID_ANY,
-		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
-	});
-}
-
 struct fg_txn *
 fg_txn_begin(struct fg_ownership *o, uint32_t max_ops)
 {
 	struct fg_txn *x = calloc(1, sizeof(*x));
 
-	if (x == NULL)
-		goto nomem;
+	/* The overlay grows as operations are checked: max_ops bounds nothing. */
+	(void)max_ops;
+	if (x == NULL) {
+		rte_errno = ENOMEM;
+		return NULL;
+	}
 	x->o = o;
-	/* One operation touches at most two tenants, eight sinks and a
-	 * device; each kind is also bounded by its table's size. */
-	x->tenants = fg_txn_hash("t", RTE_MIN(2 * max_ops, o->t->cfg.max_tenants * 2),
-				 sizeof(uint32_t));
-	x->sinks = fg_txn_hash("s", RTE_MIN(FG_MAX_SINKS * 2 * max_ops, o->t->cfg.max_sinks * 2),
-			       sizeof(uint32_t));
-	x->devices = fg_txn_hash("d", max_ops, sizeof(uint64_t));
-	if (x->tenants == NULL || x->sinks == NULL || x->devices == NULL)
-		goto nomem;
+	x->tenants.vsize = sizeof(struct fg_tenant_view);
+	x->sinks.vsize = sizeof(struct fg_sink_view);
+	x->devices.vsize = sizeof(struct fg_device_view);
 	return x;
-nomem:
-	fg_txn_free(x);
-	rte_errno = ENOMEM;
-	return NULL;
-}
-
-static void
-fg_txn_hash_free(struct rte_hash *h)
-{
-	const void *key;
-	void *data;
-	uint32_t next = 0;
-
-	if (h == NULL)
-		return;
-	while (rte_hash_iterate(h, &key, &data, &next) >= 0)
-		free(data);
-	rte_hash_free(h);
 }
 
 void
@@ -633,16 +699,17 @@ fg_txn_free(struct fg_txn *x)
 {
 	if (x == NULL)
 		return;
-	fg_txn_hash_free(x->tenants);
-	fg_txn_hash_free(x->sinks);
-	fg_txn_hash_free(x->devices);
+	fg_vmap_free(&x->tenants);
+	fg_vmap_free(&x->sinks);
+	fg_vmap_free(&x->devices);
 	free(x);
 }
 
 static int
 fg_txn_nomem(struct fg_err *err)
 {
-	return fg_fail(err, ENOMEM, "out of memory while checking the transaction");
+	/* The overlay is in the process heap, not DPDK's memory (-m). */
+	return fg_fail(err, ENOMEM, "out of memory checking the transaction: the host has no memory left for it; load the file in parts");
 }
 
 /* ---- checks: one per operation, on views ---------------------------------- */
@@ -663,7 +730,7 @@ fg_tenant_add_check(struct fg_ownership *o, struct fg_txn *x,
 		return fg_fail(err, EEXIST, "tenant %" PRIu32 " already exists",
 			       s->tenant_id);
 	if ((int64_t)o->tenant_slots.count - (x ? x->tenant_net : 0) <= 0)
-		return fg_fail(err, ENOSPC, "tenant %" PRIu32 ": the tenant directory is full (%" PRIu32 " tenants)",
+		return fg_fail(err, ENOSPC, "tenant %" PRIu32 ": table full: max_tenants %" PRIu32 " (raise tables.max_tenants in the configuration)",
 			       s->tenant_id, o->t->cfg.max_tenants);
 	v = (struct fg_tenant_view){ .exists = true, .max_devices = s->max_devices };
 	if (fg_tenant_view_set(x, s->tenant_id, &v))
@@ -728,7 +795,7 @@ fg_sink_add_check(struct fg_ownership *o, struct fg_txn *x,
 		return fg_fail(err, ENOENT, "sink %" PRIu32 ": tenant %" PRIu32 " does not exist",
 			       s->sink_id, s->tenant_id);
 	if ((int64_t)o->sink_slots.count - (x ? x->sink_net : 0) <= 0)
-		return fg_fail(err, ENOSPC, "sink %" PRIu32 ": the sink table is full (%" PRIu32 " sinks)",
+		return fg_fail(err, ENOSPC, "sink %" PRIu32 ": table full: max_sinks %" PRIu32 " (raise tables.max_sinks in the configuration)",
 			       s->sink_id, o->t->cfg.max_sinks);
 	v = (struct fg_sink_view){ .exists = true, .tenant_id = s->tenant_id };
 	tv.n_sinks++;
@@ -800,7 +867,7 @@ fg_check_room(struct fg_ownership *o, const struct fg_txn *x, uint32_t tenant_id
 			       what, device_id, tenant_id, tv->max_devices);
 	if ((int64_t)rte_hash_count(o->owner) + (x ? x->device_net : 0) >=
 	    (int64_t)o->t->cfg.max_devices)
-		return fg_fail(err, ENOSPC, "%sdevice 0x%016" PRIx64 ": the device table is full (%" PRIu32 " mappings)",
+		return fg_fail(err, ENOSPC, "%sdevice 0x%016" PRIx64 ": table full: max_devices %" PRIu32 " (raise tables.max_devices in the configuration)",
 			       what, device_id, o->t->cfg.max_devices);
 	return 0;
 }

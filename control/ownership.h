@@ -76,6 +76,10 @@ struct fg_shield;
 
 /* Constructor over existing tables: NULL and rte_errno on failure. */
 struct fg_ownership *fg_ownership_create(struct fg_tables *t);
+
+/* Bytes of DPDK memory fg_ownership_create takes for tables of cfg (the
+ * owner index; see fg_tables_memsize). */
+size_t fg_ownership_memsize(const struct fg_tables_config *cfg);
 void fg_ownership_free(struct fg_ownership *o);
 struct fg_tables *fg_ownership_tables(const struct fg_ownership *o);
 
@@ -152,7 +156,10 @@ int fg_device_move(struct fg_ownership *o, const struct fg_move_spec *s,
  */
 struct fg_txn;
 
-/* A transaction for up to max_ops operations: NULL and rte_errno on failure. */
+/* A transaction (max_ops: how many operations it will check, a hint). Its
+ * overlay is in the process heap and grows as operations are checked, so a
+ * lack of memory is reported by the check that met it. NULL and rte_errno on
+ * failure. */
 struct fg_txn *fg_txn_begin(struct fg_ownership *o, uint32_t max_ops);
 void fg_txn_free(struct fg_txn *x);
 

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_pdump.h>
 
 #include <grp.h>
@@ -56,6 +58,36 @@ static void
 fg_on_signal(int sig)
 {
 	fg_signalled = sig;
+}
+
+/* SIGHUP: a router whose terminal closes, or an operator used to daemons
+ * that reload on it, must not lose its forwarding. Said in one line with
+ * write(), which a handler may call. */
+static void
+fg_on_hup(int sig)
+{
+	static const char msg[] = "framegate: SIGHUP ignored (the configuration is read at start only)\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* Nothing to do: stderr is gone. */
+	}
+}
+
+/*
+ * Before anything else, EAL included: SIGPIPE ignored, so that a peer that
+ * closes its socket (control, telemetry, metrics) before reading its reply
+ * costs a write its EPIPE and not the router its life; SIGHUP logged and
+ * ignored. SA_RESTART: the control loop's calls are not cut short by it.
+ */
+static void
+fg_signals_early(void)
+{
+	struct sigaction sa = { .sa_handler = fg_on_hup, .sa_flags = SA_RESTART };
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 static void
@@ -96,6 +128,8 @@ usage(FILE *f)
 struct fg_opts {
 	const char *config, *mappings, *stats, *in, *out;
 	double duration;
+	char *map_text;         /* replay: the mapping file, read once */
+	size_t map_len;
 };
 
 static int
@@ -124,8 +158,11 @@ fg_parse_opts(int argc, char **argv, bool replay, struct fg_opts *o)
 		case 'o': o->out = optarg; break;
 		case 'd':
 			o->duration = strtod(optarg, &end);
-			if (*end != '\0' || o->duration <= 0) {
-				fprintf(stderr, "framegate: --duration: \"%s\" is not a positive number of seconds\n",
+			/* Not nan, inf (1e400 too) or -0, which would run
+			 * for ever or not at all. */
+			if (end == optarg || *end != '\0' || !isfinite(o->duration) ||
+			    !(o->duration > 0)) {
+				fprintf(stderr, "framegate: --duration: \"%s\" is not a finite positive number of seconds\n",
 					optarg);
 				return -1;
 			}
@@ -251,30 +288,24 @@ fg_group_id(const char *name, gid_t *gid, struct fg_err *err)
 	return 0;
 }
 
-/* The file's non-blank lines, for the journal. NULL on error. */
-static char *
-fg_read_lines(const char *path, size_t *len)
+/* The non-blank lines of a mapping file read by fg_mapfile_read (each
+ * ending in '\n'), for the journal: moved to the front of text, in place.
+ * Their length. */
+static size_t
+fg_nonblank_lines(char *text, size_t len)
 {
-	FILE *f = fopen(path, "r");
-	char *out = NULL, *line = NULL;
-	size_t cap = 0, lcap = 0;
-	ssize_t n;
-	FILE *mem;
+	size_t out = 0;
 
-	if (f == NULL)
-		return NULL;
-	mem = open_memstream(&out, &cap);
-	while ((n = getline(&line, &lcap, f)) > 0) {
-		if (strspn(line, " \t\r\n") == (size_t)n)
-			continue;
-		fputs(line, mem);
-		if (line[n - 1] != '\n')
-			fputc('\n', mem);
+	for (size_t i = 0; i < len;) {
+		char *nl = memchr(text + i, '\n', len - i);
+		size_t l = (size_t)(nl - (text + i)) + 1;
+
+		if (!fg_mapline_blank(text + i, l)) {
+			memmove(text + out, text + i, l);
+			out += l;
+		}
+		i += l;
 	}
-	free(line);
-	fclose(f);
-	fclose(mem);
-	*len = cap;
 	return out;
 }
 
@@ -410,14 +441,20 @@ fg_control_start(const struct fg_config *cfg, const struct fg_opts *o,
 	if (st.records_replayed || st.snapshot_bytes)
 		return fg_err_set(err, EEXIST, "--mappings %s: the journal in %s already holds the state; change it with fgctl load",
 				  o->mappings, cfg->journal_dir);
-	ret = fg_mapfile_load(own, o->mappings, NULL, err);
+	/* Read once (a pipe can be read only once), within the limits of
+	 * mapread.h: what is loaded is what is journaled. */
+	unsigned long lines;
+	size_t len = 0;
+	char *text;
+
+	ret = fg_mapfile_read(o->mappings, &text, &len, &lines, err);
 	if (ret < 0)
 		return ret;
-	size_t len = 0;
-	char *text = fg_read_lines(o->mappings, &len);
-
-	ret = text == NULL ? fg_err_set(err, EIO, "%s: cannot read it again", o->mappings)
-			   : len ? fg_journal_append(j, text, len, err) : 0;
+	ret = fg_mapfile_load_buf(own, o->mappings, text, len, NULL, err);
+	if (ret == 0)
+		len = fg_nonblank_lines(text, len);
+	if (ret == 0 && len)
+		ret = fg_journal_append(j, text, len, err);
 	if (ret == 0 && len && audit != NULL)
 		ret = fg_audit_change(audit, "mappings", NULL, text, len, err);
 	free(text);
@@ -479,6 +516,29 @@ fg_observers_tick(const struct fg_server *server, struct fg_ctl_state *st,
 	fg_metrics_poll(m);
 }
 
+/* The tables could not be created (rte_errno e): when memory ran out, how
+ * much they need against what EAL holds, and what to change. */
+static void
+fg_tables_no_room(const struct fg_tables_config *tc, int e)
+{
+	size_t need = fg_tables_memsize(tc) + fg_ownership_memsize(tc), total = 0, free_b = 0;
+	struct rte_malloc_socket_stats ms;
+
+	if (e != ENOMEM) {
+		fprintf(stderr, "framegate: cannot create tables for %u mappings: %s\n",
+			tc->max_devices, rte_strerror(e));
+		return;
+	}
+	for (int s = 0; s < RTE_MAX_NUMA_NODES; s++)
+		if (rte_malloc_get_socket_stats(s, &ms) == 0) {
+			total += ms.heap_totalsz_bytes;
+			free_b += ms.heap_freesz_bytes;
+		}
+	fprintf(stderr, "framegate: the tables for %u mappings, %u tenants and %u sinks (tables.max_devices, max_tenants, max_sinks) need about %zu MiB of DPDK memory; EAL was given %zu MiB (-m, or the hugepages it could map), %zu MiB of it free: give -m at least %zu plus what the ports' mbufs take, or more hugepages, or make the tables smaller\n",
+		tc->max_devices, tc->max_tenants, tc->max_sinks, need >> 20, total >> 20,
+		free_b >> 20, ((total - free_b + need) >> 20) + 1);
+}
+
 /* Everything after EAL: tables, mappings, ports, workers, the run, the end. */
 static int
 fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
@@ -509,11 +569,16 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	t = fg_tables_create(&tc);
 	own = t ? fg_ownership_create(t) : NULL;
 	if (own == NULL) {
-		fprintf(stderr, "framegate: cannot create tables for %u mappings: %s\n",
-			cfg->max_devices, rte_strerror(rte_errno));
+		int e = rte_errno;
+
+		/* What is free once the tables that were made are gone. */
+		fg_tables_free(t);
+		t = NULL;
+		fg_tables_no_room(&tc, e);
 		goto out;
 	}
-	if (expected >= 0 && fg_mapfile_load(own, o->mappings, NULL, &err) != 0) {
+	if (expected >= 0 &&
+	    fg_mapfile_load_buf(own, o->mappings, o->map_text, o->map_len, NULL, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
 		goto out;
 	}
@@ -679,7 +744,8 @@ fg_replay(int argc, char **argv)
 	struct fg_config cfg;
 	struct fg_err err = { 0 };
 	char vdev[2 * 4096 + 64], mem[16], prefix[64];
-	long lines, packets;
+	unsigned long lines;
+	long packets;
 	int ret;
 
 	if (fg_parse_opts(argc, argv, true, &o) != 0)
@@ -699,16 +765,20 @@ fg_replay(int argc, char **argv)
 	} else {
 		fg_config_default_port(&cfg);
 	}
-	lines = fg_mapfile_lines(o.mappings);
-	if (lines < 0) {
-		fprintf(stderr, "framegate replay: %s: %s\n", o.mappings, strerror((int)-lines));
+	/* Read once, within the limits of mapread.h: its lines size the
+	 * tables, and the same text is loaded. */
+	if (fg_mapfile_read(o.mappings, &o.map_text, &o.map_len, &lines, &err) != 0) {
+		fprintf(stderr, "framegate replay: %s\n", err.msg);
 		return FG_EXIT_FAIL;
 	}
 	packets = fg_count_packets(o.in);
-	if (packets < 0)
+	if (packets < 0) {
+		free(o.map_text);
 		return FG_EXIT_FAIL;
+	}
 	if (strchr(o.in, ',') || strchr(o.out, ',')) {
 		fprintf(stderr, "framegate replay: file names with a comma cannot be given to net_pcap\n");
+		free(o.map_text);
 		return FG_EXIT_FAIL;
 	}
 	/* Tables sized by the file: no line adds more than one entry. */
@@ -725,11 +795,13 @@ fg_replay(int argc, char **argv)
 	};
 	if (rte_eal_init((int)RTE_DIM(eal) - 1, eal) < 0) {
 		fprintf(stderr, "framegate replay: cannot start DPDK: %s\n", rte_strerror(rte_errno));
+		free(o.map_text);
 		return FG_EXIT_FAIL;
 	}
 	if (o.config == NULL)
 		cfg.mbufs = 8191;
 	ret = fg_run(&cfg, &o, packets);
+	free(o.map_text);
 	fg_eal_cleanup();
 	return ret;
 }
@@ -742,6 +814,7 @@ main(int argc, char **argv)
 	struct fg_err err = { 0 };
 	int n, ret;
 
+	fg_signals_early();
 	if (argc > 1 && strcmp(argv[1], "replay") == 0)
 		return fg_replay(argc - 1, argv + 1);
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -755,8 +828,11 @@ main(int argc, char **argv)
 		return FG_EXIT_USAGE;
 	}
 	argv[n] = argv[0];
-	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0)
+	/* EAL runs from here: each way out cleans it up (its ports too). */
+	if (fg_parse_opts(argc - n, argv + n, false, &o) != 0) {
+		fg_eal_cleanup();
 		return FG_EXIT_USAGE;
+	}
 	/* dpdk-dumpcap attaches to a running router as a secondary process
 	 * (docs/configuration.md, "Capturing"): it needs the router started
 	 * with multi-process on (no --no-shconf, no --in-memory). Without it
@@ -767,6 +843,8 @@ main(int argc, char **argv)
 	fg_config_defaults(&cfg);
 	if (fg_config_load(&cfg, o.config, &err) != 0) {
 		fprintf(stderr, "framegate: %s\n", err.msg);
+		rte_pdump_uninit();
+		fg_eal_cleanup();
 		return FG_EXIT_FAIL;
 	}
 	ret = fg_run(&cfg, &o, -1);

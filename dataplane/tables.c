@@ -68,16 +68,67 @@ fg_entry_pool_create(const char *name, uint32_t n, uint32_t size, int socket_id)
 {
 	struct rte_mempool *mp;
 
+	int ret;
+
 	mp = rte_mempool_create_empty(name, n, size, 0, 0, socket_id, 0);
 	if (mp == NULL)
 		return NULL;
-	if (rte_mempool_set_ops_byname(mp, "stack", NULL) != 0 ||
-	    rte_mempool_populate_default(mp) < 0) {
+	ret = rte_mempool_set_ops_byname(mp, "stack", NULL);
+	if (ret == 0) {
+		/* Where the memory ran out, say so (ENOMEM), not ENOTSUP: the
+		 * caller tells how much the tables need. */
+		ret = rte_mempool_populate_default(mp);
+		ret = ret < 0 ? ret : 0;
+	}
+	if (ret != 0) {
 		rte_mempool_free(mp);
-		rte_errno = ENOTSUP;
+		rte_errno = -ret;
 		return NULL;
 	}
 	return mp;
+}
+
+/*
+ * What rte_hash_create (DPDK 22.11's cuckoo hash) allocates: a ring of free
+ * key slots (a power of two of 4-byte slots), buckets of 8 entries (64 bytes)
+ * for the entries rounded up to a power of two, as many extendable buckets
+ * and a ring of their indexes, the key store (a pointer and the key, in
+ * 16-byte steps, per slot), and with lock-free readers a 4-byte slot per key
+ * for the extendable buckets to free.
+ */
+size_t
+fg_hash_memsize(uint32_t entries, uint32_t key_len, bool lock_free)
+{
+	uint64_t slots = (uint64_t)entries + 1;
+	uint64_t buckets = rte_align64pow2(entries) / 8;
+	uint64_t bytes = rte_align64pow2(slots) * 4 + 2 * buckets * 64 +
+			 rte_align64pow2(buckets + 1) * 4 +
+			 slots * RTE_ALIGN(sizeof(void *) + key_len, 16) +
+			 (lock_free ? slots * 4 : 0);
+
+	return (size_t)bytes;
+}
+
+size_t
+fg_tables_memsize(const struct fg_tables_config *cfg)
+{
+	uint32_t nt = cfg->max_tenants + fg_tables_headroom(cfg->max_tenants);
+	uint32_t ns = cfg->max_sinks + fg_tables_headroom(cfg->max_sinks);
+	uint32_t nd = cfg->max_devices + fg_tables_headroom(cfg->max_devices);
+	struct rte_mempool_objsz sz;
+	uint64_t bytes;
+
+	/* Each device entry with its mempool header, and its pointer in the
+	 * stack driver's array. Tenant and sink entries are allocated as
+	 * they are added, not here. */
+	bytes = (uint64_t)nd * (rte_mempool_calc_obj_size(sizeof(struct fg_device), 0, &sz) +
+				sizeof(void *));
+	bytes += fg_hash_memsize(nt, sizeof(uint32_t), true) +
+		 fg_hash_memsize(ns, sizeof(uint32_t), true) +
+		 fg_hash_memsize(nd, sizeof(struct fg_device_key), true) +
+		 rte_rcu_qsbr_get_memsize(cfg->max_readers);
+	/* Objects kept within pages, allocator headers: a few percent. */
+	return (size_t)(bytes + bytes / 32);
 }
 
 struct fg_tables *

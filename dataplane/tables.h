@@ -19,6 +19,8 @@
 #ifndef FG_TABLES_H
 #define FG_TABLES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <rte_common.h>
@@ -128,6 +130,14 @@ fg_device_key(uint32_t tenant_id, uint64_t device_id)
 
 /* Constructor: NULL and rte_errno set on failure. */
 struct fg_tables *fg_tables_create(const struct fg_tables_config *cfg);
+
+/* Bytes of DPDK memory (EAL -m, or hugepages) an rte_hash of `entries` keys
+ * of key_len bytes takes, with (lock_free) or without the lock-free
+ * readers' bookkeeping, and the tables of cfg take: estimates within a few
+ * percent, for saying how much memory a configuration needs when
+ * fg_tables_create fails with ENOMEM. */
+size_t fg_hash_memsize(uint32_t entries, uint32_t key_len, bool lock_free);
+size_t fg_tables_memsize(const struct fg_tables_config *cfg);
 void fg_tables_free(struct fg_tables *t);
 
 /* Readers: register once, then report quiescence after each burst. Entries a

@@ -12,7 +12,9 @@
  * socket (SOCK_SEQPACKET, as dpdk-telemetry.py does) and by
  * dpdk-telemetry.py itself, and checked against the control socket's
  * answers. Bad metrics settings and a metrics port in use stop the start
- * with a message naming them, and lose nothing.
+ * with a message naming them, and lose nothing. Slow clients (half a
+ * request, then nothing) neither hold a scrape back nor stay past the idle
+ * timeout, and one address cannot take every slot.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -904,4 +906,128 @@ Test(metrics, a_metrics_port_in_use_stops_the_start_and_loses_nothing)
 	cr_expect_gt(json_array_size(json_object_get(after, "lines")), 0);
 	json_decref(before);
 	json_decref(after);
+}
+
+/* ---- slow clients ---------------------------------------------------------- */
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A connection to the endpoint from address `from` (network order) that
+ * sends the first half of a request and then nothing: its fd. */
+static int
+stall_connect(uint32_t from)
+{
+	static const char half[] = "GET /metrics HTTP/1.1\r\nHost: 127.0";
+	struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = from };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)m.metrics_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0 &&
+		  connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+		  "cannot connect to the endpoint: %s", strerror(errno));
+	cr_assert_eq(write(fd, half, sizeof(half) - 1), (ssize_t)sizeof(half) - 1);
+	return fd;
+}
+
+/* Has the server closed fd (EOF or reset), without waiting? */
+static bool
+closed_by_server(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+
+	cr_assert(n <= 0, "the server answered a half request");
+	return n == 0 || errno != EAGAIN;
+}
+
+static unsigned int
+count_closed(const int *fds, unsigned int n)
+{
+	unsigned int closed = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		closed += closed_by_server(fds[i]);
+	return closed;
+}
+
+/* A scrape, timed: its seconds. */
+static double
+timed_scrape(void)
+{
+	double t0 = now_s();
+	json_t *samples = scrape(NULL);
+
+	cr_assert_gt(sample(samples, "framegate_workers"), 0);
+	json_decref(samples);
+	return now_s() - t0;
+}
+
+Test(metrics, slow_clients_neither_hold_a_scrape_nor_stay, .timeout = 120)
+{
+	enum { N_SLOW = 32, PER_IP = 64, OVER = 8, IDLE_S = 5 };
+	int slow[N_SLOW], host[PER_IP + OVER];
+	char mcfg[128];
+	double t_stall, waited, took;
+	unsigned int closed;
+
+	snprintf(mcfg, sizeof(mcfg), " \"metrics\": {\"listen\": \"127.0.0.1:%d\"}", m.metrics_port);
+	write_config(mcfg);
+	/* One lcore: the scrape is served between the main lcore's bursts. */
+	cr_assert(router_start("--mappings " FG_TEST_DIR "/vectors/mappings.jsonl"),
+		  "the router did not start");
+	timed_scrape();
+
+	/* 32 clients send half a request and stall (twice the slots the
+	 * endpoint used to have). */
+	for (int i = 0; i < N_SLOW; i++)
+		slow[i] = stall_connect(htonl(INADDR_LOOPBACK));
+	t_stall = now_s();
+	usleep(300000);
+	cr_assert_eq(count_closed(slow, N_SLOW), 0, "slow clients closed at once");
+
+	/* A scrape answers at once, while all of them are held. */
+	took = timed_scrape();
+	cr_expect_lt(took, 1.0, "the scrape took %.2f s behind %d slow clients", took, N_SLOW);
+	cr_assert_eq(count_closed(slow, N_SLOW), 0,
+		     "the slow clients were dropped to make room, not held");
+
+	/* Then the server closes them once idle for FG_METRICS_IDLE_SECONDS,
+	 * not before. */
+	do {
+		closed = count_closed(slow, N_SLOW);
+		if (closed < N_SLOW)
+			usleep(50000);
+		waited = now_s() - t_stall;
+	} while (closed < N_SLOW && waited < IDLE_S + 3);
+	cr_expect_eq(closed, N_SLOW, "%u of %d slow clients closed after %.1f s", closed, N_SLOW,
+		     waited);
+	cr_expect_geq(waited, IDLE_S - 0.5, "closed after %.1f s, before the idle timeout", waited);
+	for (int i = 0; i < N_SLOW; i++)
+		close(slow[i]);
+
+	/* One address may hold FG_METRICS_MAX_PER_IP connections; the rest
+	 * are closed at once, and a scrape from elsewhere still answers. */
+	for (int i = 0; i < PER_IP + OVER; i++)
+		host[i] = stall_connect(inet_addr("127.0.0.2"));
+	usleep(500000);
+	cr_expect_eq(count_closed(host, PER_IP + OVER), OVER,
+		     "one address holds more or fewer than %d connections", PER_IP);
+	took = timed_scrape();
+	cr_expect_lt(took, 1.0, "the scrape took %.2f s beside a host at its limit", took);
+	for (int i = 0; i < PER_IP + OVER; i++)
+		close(host[i]);
+
+	/* Nothing lost: the router serves its control socket with its state. */
+	json_t *h = ctl(json_pack("{s:s}", "cmd", "health"));
+
+	cr_expect_gt(json_integer_value(json_object_get(h, "devices")), 0);
+	json_decref(h);
 }

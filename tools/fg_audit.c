@@ -588,20 +588,30 @@ model_free(struct model *m)
 }
 
 /*
- * The lines of the mapping file, read once before the model is built: each
+ * The mapping file, read once before the model is built, within the limits
+ * of mapread.h (a directory, /dev/zero or an endless pipe is refused): each
  * line adds at most one tenant, sink or device, so no index of the model
- * ever holds more keys than that.
+ * ever holds more keys than its line count.
  */
 static int
-count_lines(const char *path, uint64_t *lines)
+read_mappings(const char *path, char **text, size_t *len, uint64_t *lines)
 {
-	long n = fg_mapfile_lines(path);
+	struct fg_err err = { 0 };
+	unsigned long n;
 
-	if (n < 0) {
-		fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror((int)-n));
+	if (fg_mapfile_read(path, text, len, &n, &err) != 0) {
+		char opening[512];
+
+		/* A file that cannot be opened is said as this tool always
+		 * said it; the reader's own refusals as the reader says them. */
+		snprintf(opening, sizeof(opening), "%s: %s", path, strerror(err.code));
+		if (strcmp(err.msg, opening) == 0)
+			fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror(err.code));
+		else
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
 		return -1;
 	}
-	*lines = (uint64_t)n;
+	*lines = n;
 	return 0;
 }
 
@@ -628,43 +638,32 @@ model_init(struct model *m, const char *path, uint64_t lines)
 }
 
 static int
-load_mappings(struct model *m, const char *path)
+load_mappings(struct model *m, const char *path, const char *text, size_t len)
 {
-	FILE *f = fopen(path, "r");
+	const char *p = text, *end = text + len;
 	unsigned long lineno = 0;
-	size_t cap = 0;
-	char *line = NULL;
-	ssize_t len;
 	int ret = 0;
 
-	if (f == NULL) {
-		fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path, strerror(errno));
-		return -1;
-	}
-	while ((len = getline(&line, &cap, f)) != -1) {
+	while (p < end && ret == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 		struct fg_err err = { 0 };
 		struct fg_op op;
 
 		lineno++;
-		if (strspn(line, " \t\r\n") == (size_t)len)
+		if (fg_mapline_blank(p, l)) {
+			p += l + 1;
 			continue;
-		if (fg_op_parse(line, (size_t)len, &op, &err) != 0) {
+		}
+		if (fg_op_parse(p, l, &op, &err) != 0) {
 			fprintf(stderr, "%s:%lu: %s\n", path, lineno, err.msg);
 			ret = -1;
-			break;
-		}
-		if (model_apply(m, &op) != 0) {
+		} else if (model_apply(m, &op) != 0) {
 			fprintf(stderr, "%s:%lu: %s\n", path, lineno, m->why);
 			ret = -1;
-			break;
 		}
+		p += l + 1;
 	}
-	if (ret == 0 && ferror(f)) {
-		fprintf(stderr, "%s: %s: read error: %s\n", prog, path, strerror(errno));
-		ret = -1;
-	}
-	free(line);
-	fclose(f);
 	if (ret == 0 && model_index(m) != 0) {
 		fprintf(stderr, "%s: %s: out of memory\n", prog, path);
 		ret = -1;
@@ -1029,6 +1028,8 @@ main(int argc, char **argv)
 	struct pcap_pkthdr *h;
 	const u_char *data;
 	uint64_t lines;
+	char *map_text = NULL;
+	size_t map_len = 0;
 	cpu_set_t cpus;
 	pcap_t *pc;
 	int opt, ret;
@@ -1059,18 +1060,23 @@ main(int argc, char **argv)
 
 	/* Room for the model first: the indexes are sized from the line count,
 	 * and DPDK's memory from that. */
-	if (count_lines(mappings, &lines) != 0)
+	if (read_mappings(mappings, &map_text, &map_len, &lines) != 0)
 		return AUD_EXIT_INPUT;
 	/* EAL pins this thread to one CPU; the tool uses no per-lcore state,
 	 * so it runs where it did before, like any other program. */
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0)
 		CPU_ZERO(&cpus);
-	if (fg_eal_quick_start("fgaudit", aud_eal_mb(lines)) != 0)
+	if (fg_eal_quick_start("fgaudit", aud_eal_mb(lines)) != 0) {
+		free(map_text);
 		return AUD_EXIT_INPUT;
+	}
 	if (CPU_COUNT(&cpus) != 0)
 		sched_setaffinity(0, sizeof(cpus), &cpus);
-	if (model_init(&m, mappings, lines) != 0 || load_mappings(&m, mappings) != 0)
+	if (model_init(&m, mappings, lines) != 0 ||
+	    load_mappings(&m, mappings, map_text, map_len) != 0)
 		goto input_error;
+	free(map_text);
+	map_text = NULL;
 	if (per_tenant_init(&a, (uint32_t)m.n_tenant) != 0) {
 		fprintf(stderr, "%s: %s: out of memory\n", prog, mappings);
 		goto input_error;
@@ -1119,6 +1125,7 @@ main(int argc, char **argv)
 
 input_error:
 	/* Not a finding: the audit could not be done. */
+	free(map_text);
 	free(a.per_tenant);
 	rte_hash_free(a.per_tenant_idx);
 	model_free(&m);

@@ -163,16 +163,22 @@ main(int argc, char **argv)
 		return FG_EXIT_INVALID;
 	}
 	/* Size the tables (and EAL's memory) by the mapping file: no
-	 * operation adds more than one entry. */
-	long lines = fg_mapfile_lines(mappings);
+	 * operation adds more than one entry. Read once, within the limits
+	 * of mapread.h, and loaded from memory. */
+	struct fg_err err = { 0 };
+	unsigned long lines;
+	size_t map_len;
+	char *map_text;
 
-	if (lines < 0) {
-		fprintf(stderr, "%s: %s\n", mappings, strerror((int)-lines));
+	if (fg_mapfile_read(mappings, &map_text, &map_len, &lines, &err) != 0) {
+		fprintf(stderr, "%s\n", err.msg);
 		return FG_EXIT_INVALID;
 	}
 	lines++;
-	if (fg_eal_quick_start("fgverdict", 256 + (unsigned int)(lines / 1000)) != 0)
+	if (fg_eal_quick_start("fgverdict", 256 + (unsigned int)(lines / 1000)) != 0) {
+		free(map_text);
 		return FG_EXIT_INVALID;
+	}
 
 	struct fg_tables_config cfg = {
 		.name = "verdict", .max_tenants = (uint32_t)lines + 64,
@@ -185,17 +191,18 @@ main(int argc, char **argv)
 							 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 							 SOCKET_ID_ANY);
 	struct fg_counters *ctr = fg_counters_create(cfg.max_tenants, SOCKET_ID_ANY);
-	struct fg_err err = { 0 };
 
 	if (o == NULL || mp == NULL || ctr == NULL) {
 		fprintf(stderr, "%s: cannot set up tables: %s\n", argv[0],
 			rte_strerror(rte_errno));
 		return FG_EXIT_INVALID;
 	}
-	if (fg_mapfile_load(o, mappings, NULL, &err) != 0) {
+	if (fg_mapfile_load_buf(o, mappings, map_text, map_len, NULL, &err) != 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		free(map_text);
 		return FG_EXIT_INVALID;
 	}
+	free(map_text);
 
 	struct fg_engine eng;
 	struct rte_mbuf *m[FG_BURST_MAX];

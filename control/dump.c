@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <rte_hash.h>
 
+#include <framegate/ctl.h>
+
 #include "dump.h"
 
 static int
@@ -59,7 +61,7 @@ fg_sink_json(const struct fg_sink *e)
 }
 
 json_t *
-fg_device_json(const struct fg_device *e)
+fg_device_json(const struct fg_device *e, unsigned int flags)
 {
 	char dev[24], key[2 * FG_AUTH_KEY_LEN + 1];
 	json_t *sinks = json_array(), *o;
@@ -70,7 +72,9 @@ fg_device_json(const struct fg_device *e)
 	o = json_pack("{s:s, s:I, s:s, s:I, s:o}", "op", "device",
 		      "tenant", (json_int_t)e->tenant_id, "device", dev,
 		      "epoch", (json_int_t)e->epoch, "sinks", sinks);
-	if (e->has_key) {
+	if (e->has_key && !(flags & FG_DUMP_KEYS)) {
+		json_object_set_new(o, "key", json_string(FG_KEY_WITHHELD));
+	} else if (e->has_key) {
 		for (int i = 0; i < FG_AUTH_KEY_LEN; i++)
 			snprintf(key + 2 * i, 3, "%02x", e->key[i]);
 		json_object_set_new(o, "key", json_string(key));
@@ -79,8 +83,8 @@ fg_device_json(const struct fg_device *e)
 }
 
 int
-fg_dump(const struct fg_ownership *o, uint32_t tenant, fg_dump_emit_fn *emit,
-	void *ctx)
+fg_dump(const struct fg_ownership *o, uint32_t tenant, unsigned int flags,
+	fg_dump_emit_fn *emit, void *ctx)
 {
 	const struct fg_tables *t = fg_ownership_tables(o);
 	const void *key;
@@ -109,7 +113,7 @@ fg_dump(const struct fg_ownership *o, uint32_t tenant, fg_dump_emit_fn *emit,
 		const struct fg_device *e = data;
 
 		if ((tenant == 0 || e->tenant_id == tenant) &&
-		    (ret = fg_emit_json(fg_device_json(e), emit, ctx)) < 0)
+		    (ret = fg_emit_json(fg_device_json(e, flags), emit, ctx)) < 0)
 			return ret;
 	}
 	next = 0;
@@ -140,5 +144,5 @@ fg_emit_file(void *ctx, const char *line)
 int
 fg_dump_file(const struct fg_ownership *o, FILE *out)
 {
-	return fg_dump(o, 0, fg_emit_file, out);
+	return fg_dump(o, 0, FG_DUMP_KEYS, fg_emit_file, out);
 }

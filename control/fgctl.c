@@ -324,6 +324,7 @@ struct fgctl {
 	const char *store_prefix;
 	bool store_gateway;                      /* --store-gateway */
 	bool json;
+	double timeout;                          /* --timeout: seconds, 0: none */
 	int fd;                                  /* -1: not connected / lost */
 	const struct fgctl_cmd *cmd;
 	json_t *val[FGCTL_MAX_ARGS];             /* parsed arguments; NULL: absent */
@@ -332,8 +333,8 @@ struct fgctl {
 static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
 static fgctl_run_fn fgctl_run_request, fgctl_run_load, fgctl_run_shield_check,
 	fgctl_run_audit_verify, fgctl_run_capture;
-static fgctl_run_fn fgctl_run_audit_fingerprint;
-static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey, fgctl_show_dump,
+static fgctl_run_fn fgctl_run_audit_fingerprint, fgctl_run_dump;
+static fgctl_show_fn fgctl_show_applied, fgctl_show_rekey,
 	fgctl_show_stats, fgctl_show_drops, fgctl_show_health,
 	fgctl_show_shield_check, fgctl_show_shield_resync;
 
@@ -432,10 +433,16 @@ static const struct fgctl_cmd fgctl_cmds[] = {
 	  "them or none. An error names the line as FILE:LINE. Shows progress when\n"
 	  "stdout is a terminal.",
 	  NULL, NULL, NULL },
-	{ "dump", { { "--tenant", "T", T_ID, "tenant", 0, "only this tenant's state" } },
-	  fgctl_run_request, "print the state as a mapping file",
-	  "One JSON op per line: the output can be given to `fgctl load`.",
-	  "dump", NULL, fgctl_show_dump },
+	{ "dump", { { "--tenant", "T", T_ID, "tenant", 0, "only this tenant's state" },
+		    { "--with-keys", NULL, T_FLAG, "with_keys", 0,
+		      "include the devices' SipHash keys (root and the control group only)" } },
+	  fgctl_run_dump, "print the state as a mapping file",
+	  "One JSON op per line: the output can be given to `fgctl load`. It streams:\n"
+	  "neither the router nor fgctl holds the whole state, at any size. Without\n"
+	  "--with-keys a keyed device's key reads \"withheld\", which `fgctl load`\n"
+	  "refuses by name: a backup to restore from needs --with-keys (and then\n"
+	  "holds secrets: keep it as such).",
+	  "dump", NULL, NULL },
 	{ "stats", { { 0 } },
 	  fgctl_run_request, "print the router's counters",
 	  "Packets received, forwarded, copies sent, tx_full, and every drop reason\n"
@@ -586,7 +593,7 @@ static void
 fgctl_help(FILE *f)
 {
 	fprintf(f,
-		"usage: " FGCTL " [--socket PATH] [--json] COMMAND [ARGUMENTS]\n"
+		"usage: " FGCTL " [--socket PATH] [--timeout S] [--json] COMMAND [ARGUMENTS]\n"
 		"       " FGCTL " --store ENDPOINTS [--store-prefix P] [--store-gateway] [--json]\n"
 		"             COMMAND [ARGUMENTS]\n"
 		"       " FGCTL " COMMAND --help\n"
@@ -616,6 +623,8 @@ fgctl_help(FILE *f)
 		"  --store-gateway write through etcd's JSON gateway only; by default\n"
 		"                  transactions go over etcd's gRPC API on the same\n"
 		"                  http:// URLs (https:// URLs always use the gateway)\n"
+		"  --timeout S     give up when the router sends nothing for S seconds\n"
+		"                  (default: wait; a large load's commit can take a while)\n"
 		"  --json          print the router's answer as JSON\n"
 		"  --help          this text; after a command, that command's help\n"
 		"\n"
@@ -944,6 +953,13 @@ fgctl_connect(struct fgctl *c)
 					 sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, c->socket, strlen(c->socket) + 1);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd >= 0 && c->timeout > 0) {
+		struct timeval tv = { .tv_sec = (time_t)c->timeout,
+				      .tv_usec = (suseconds_t)((c->timeout - (double)(time_t)c->timeout) * 1e6) };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		fprintf(stderr, FGCTL ": cannot reach the router at %s: %s\n", c->socket,
 			strerror(errno));
@@ -962,6 +978,9 @@ fgctl_lost(struct fgctl *c, int err)
 {
 	if (err < 0)
 		;
+	else if ((err == EAGAIN || err == EWOULDBLOCK) && c->timeout > 0)
+		fprintf(stderr, FGCTL ": no answer from the router at %s within %g s (--timeout)\n",
+			c->socket, c->timeout);
 	else if (err == 0 || err == EPIPE || err == ECONNRESET)
 		fprintf(stderr, FGCTL ": the router at %s closed the connection\n", c->socket);
 	else
@@ -1021,15 +1040,15 @@ fgctl_read_all(int fd, void *buf, size_t len, bool *eof)
  * *res the response (ok:true), FG_CTL_EXIT_REFUSED with *res (ok:false, not
  * yet reported), or another exit code after reporting. Takes req.
  */
+static int fgctl_recv(struct fgctl *c, json_t **res);
+static json_t *fgctl_val(struct fgctl *c, const char *opt_or_field);
+
 static int
 fgctl_call(struct fgctl *c, json_t *req, json_t **res)
 {
 	char *text = json_dumps(req, JSON_COMPACT);
 	size_t len = text ? strlen(text) : 0;
 	uint8_t hdr[4];
-	json_error_t jerr;
-	bool eof;
-	char *buf;
 	int err;
 
 	json_decref(req);
@@ -1052,7 +1071,21 @@ fgctl_call(struct fgctl *c, json_t *req, json_t **res)
 	free(text);
 	if (err != 0)
 		return fgctl_lost(c, err);
+	return fgctl_recv(c, res);
+}
 
+/* One response (ctl.h framing), as fgctl_call returns it. */
+static int
+fgctl_recv(struct fgctl *c, json_t **res)
+{
+	uint8_t hdr[4];
+	json_error_t jerr;
+	size_t len;
+	bool eof;
+	char *buf;
+	int err;
+
+	*res = NULL;
 	err = fgctl_read_all(c->fd, hdr, 4, &eof);
 	if (err != 0 || eof)
 		return fgctl_lost(c, err);
@@ -1168,8 +1201,26 @@ fgctl_store_fail(const struct fg_err *err)
 static int
 fgctl_store_emit(void *ctx, const char *line, size_t len)
 {
-	(void)ctx;
-	return fwrite(line, 1, len, stdout) == len && putchar('\n') != EOF ? 0 : -EIO;
+	json_t *op = ctx != NULL ? NULL : json_loadb(line, len, 0, NULL);
+	char *redacted = NULL;
+	int ret;
+
+	/* ctx: keys wanted. Otherwise a keyed device's key is withheld, as the
+	 * router's own dump does. */
+	if (json_is_string(json_object_get(op, "key"))) {
+		json_object_set_new(op, "key", json_string(FG_KEY_WITHHELD));
+		redacted = json_dumps(op, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (redacted == NULL) {
+			json_decref(op);
+			return -ENOMEM;
+		}
+		line = redacted;
+		len = strlen(redacted);
+	}
+	json_decref(op);
+	ret = fwrite(line, 1, len, stdout) == len && putchar('\n') != EOF ? 0 : -EIO;
+	free(redacted);
+	return ret;
 }
 
 static int
@@ -1220,7 +1271,8 @@ fgctl_store_request(struct fgctl *c, const struct fgctl_cmd *cmd)
 	} else if (strcmp(cmd->cmd, "dump") == 0) {
 		json_t *t = fgctl_val(c, "tenant");
 
-		if (fg_store_dump(w, t ? (uint32_t)json_integer_value(t) : 0, fgctl_store_emit, NULL,
+		if (fg_store_dump(w, t ? (uint32_t)json_integer_value(t) : 0, fgctl_store_emit,
+				  json_is_true(fgctl_val(c, "with_keys")) ? (void *)c : NULL,
 				  &rev, &err) < 0)
 			ret = fgctl_store_fail(&err);
 	} else {
@@ -1343,6 +1395,57 @@ fgctl_run_request(struct fgctl *c, const struct fgctl_cmd *cmd)
 	return ret;
 }
 
+/* dump: the router's frames written out as they come (ctl.h), so that fgctl
+ * holds one frame at a time, never the state. */
+static int
+fgctl_run_dump(struct fgctl *c, const struct fgctl_cmd *cmd)
+{
+	json_t *req, *res = NULL;
+	uint64_t bytes = 0;
+	int ret;
+
+	if (c->store != NULL)
+		return fgctl_store_request(c, cmd);
+	req = fgctl_fields(c, json_pack("{s:s}", "cmd", cmd->cmd));
+	ret = fgctl_connect(c);
+	if (ret != 0) {
+		json_decref(req);
+		return ret;
+	}
+	for (ret = fgctl_call(c, req, &res); ret == FG_CTL_EXIT_OK; ret = fgctl_recv(c, &res)) {
+		json_t *text = json_object_get(res, "text");
+
+		if (!json_is_true(json_object_get(res, "more")))
+			break;
+		if (!json_is_string(text) ||
+		    fwrite(json_string_value(text), 1, json_string_length(text), stdout) !=
+			    json_string_length(text)) {
+			if (json_is_string(text))
+				fprintf(stderr, FGCTL ": writing the dump: %s\n", strerror(errno));
+			else
+				fprintf(stderr, FGCTL ": the router sent a dump frame without its text\n");
+			json_decref(res);
+			return FG_CTL_EXIT_REFUSED;
+		}
+		bytes += json_string_length(text);
+		json_decref(res);
+		res = NULL;
+	}
+	if (ret == FG_CTL_EXIT_OK &&
+	    (uint64_t)json_integer_value(json_object_get(res, "bytes")) != bytes) {
+		fprintf(stderr, FGCTL ": the dump ended after %" PRIu64 " bytes, the router sent %" JSON_INTEGER_FORMAT "\n",
+			bytes, json_integer_value(json_object_get(res, "bytes")));
+		ret = FG_CTL_EXIT_REFUSED;
+	} else if (ret == FG_CTL_EXIT_REFUSED && res != NULL) {
+		fgctl_print_refusal(res);
+		if (bytes > 0)
+			fprintf(stderr, FGCTL ": the dump is incomplete: it stopped after %" PRIu64 " bytes\n",
+				bytes);
+	}
+	json_decref(res);
+	return ret;
+}
+
 /* ---- showing answers -------------------------------------------------------- */
 
 static json_t *
@@ -1379,25 +1482,6 @@ fgctl_show_rekey(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
 	       json_integer_value(fgctl_val(c, "tenant")),
 	       json_string_value(fgctl_val(c, "device")),
 	       fgctl_val(c, "key") ? "new key installed" : "key removed");
-}
-
-static void
-fgctl_show_dump(struct fgctl *c, const struct fgctl_cmd *cmd, json_t *res)
-{
-	json_t *line;
-	size_t i;
-
-	(void)c, (void)cmd;
-	json_array_foreach(json_object_get(res, "lines"), i, line) {
-		if (json_is_string(line)) {
-			puts(json_string_value(line));
-		} else {
-			char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-			puts(s ? s : "");
-			free(s);
-		}
-	}
 }
 
 static void
@@ -2067,6 +2151,14 @@ main(int argc, char **argv)
 			c.store_prefix = argv[++k];
 		} else if (strncmp(s, "--store-prefix=", 15) == 0) {
 			c.store_prefix = s + 15;
+		} else if (strcmp(s, "--timeout") == 0 || strncmp(s, "--timeout=", 10) == 0) {
+			const char *v = s[9] == '=' ? s + 10 : k + 1 < argc ? argv[++k] : NULL;
+			char *end;
+
+			c.timeout = v ? strtod(v, &end) : 0;
+			if (v == NULL || end == v || *end != '\0' || !(c.timeout > 0 && c.timeout <= 86400))
+				return fgctl_usage_error(NULL, "--timeout needs a number of seconds above 0, at most 86400%s%s%s",
+							 v ? " (not \"" : "", v ? v : "", v ? "\")" : "");
 		} else if (strcmp(s, "--store-gateway") == 0) {
 			c.store_gateway = true;
 		} else if (strcmp(s, "--store") == 0 || strcmp(s, "--store-prefix") == 0) {

@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include <framegate/ctl.h>
+
 #include "mapfile.h"
 
 #define fg_bad(err, ...) fg_err_set(err, EINVAL, __VA_ARGS__)
@@ -91,6 +93,11 @@ fg_get_key(json_t *obj, const char *field, uint8_t key[FG_AUTH_KEY_LEN],
 	json_t *v = json_object_get(obj, field);
 	const char *s = json_string_value(v);
 
+	/* A dump made without --with-keys marks keyed devices so; loading it
+	 * would turn their authentication off without a word. */
+	if (s != NULL && strcmp(s, FG_KEY_WITHHELD) == 0)
+		return fg_bad(err, "field \"%s\": the key was withheld from the dump this line comes from (dump with --with-keys, as root or the control group, to keep keys)",
+			      field);
 	if (s == NULL || strlen(s) != 2 * FG_AUTH_KEY_LEN ||
 	    strspn(s, "0123456789abcdefABCDEF") != 2 * FG_AUTH_KEY_LEN)
 		return fg_bad(err, "field \"%s\" must be %d hex digits", field,

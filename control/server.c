@@ -61,6 +61,9 @@
 #include "stats.h"
 
 #define FG_SERVER_MAX_CONNS 64
+#define FG_SERVER_RESERVED 8      /* of them, kept for peers that may change state */
+#define FG_PEER_GROUPS_MAX 65536  /* the kernel's NGROUPS_MAX */
+#define FG_STREAM_CHUNK (1u << 20) /* bytes of dump text in one reply frame */
 #define FG_GROUP_MAX 4096         /* single changes committed together */
 #define FG_OUT_HIGH (1u << 20)    /* replies unread by a peer: read no more */
 #define FG_CMD_KINDS_MAX 24       /* command rows, and one for invalid requests */
@@ -75,17 +78,26 @@ struct fg_load {
 	unsigned long line_no;
 };
 
+/* A reply too large to hold: a dump written to an unnamed file and sent in
+ * frames as the peer reads them (fg_stream_pump). */
+struct fg_stream {
+	int fd;                     /* -1: none */
+	uint64_t off, size, lines;
+};
+
 struct fg_conn {
 	int fd;
 	uid_t uid;
 	struct ucred cred;          /* the peer, for the audit log */
-	bool can_write, can_read;
+	bool can_write, can_read;   /* judged at accept (SO_PEERCRED, SO_PEERGROUPS) */
 	uint8_t *buf;               /* requests read, not yet handled */
 	size_t len, cap;
 	uint8_t *out;               /* replies not yet written: out[off..len) */
 	size_t out_off, out_len, out_cap;
-	time_t last;
+	double last;                /* monotonic seconds of the last byte in or out */
+	double partial_since;       /* when the request being read began; 0: none */
 	struct fg_load load;
+	struct fg_stream stream;
 };
 
 /* A single change waiting for the group commit. */
@@ -123,17 +135,56 @@ struct fg_server {
 	 * one: requests that name no command), for the metrics endpoint. */
 	struct fg_latency lat[FG_CMD_KINDS_MAX];
 	int capture_fd;             /* the connection a capture answers; -1 */
+	char *chunk;                /* FG_STREAM_CHUNK bytes: a dump frame's text */
+	/* The journal cannot be written (full disk, I/O error): changes are
+	 * refused with the cause, forwarding goes on, and recovery is tried
+	 * with backoff (SPEC 4, "Degraded, not dead"). */
+	struct {
+		bool on;
+		struct fg_err cause;
+		double since, retry_at, backoff;
+		uint64_t retries;
+	} degraded;
+	double compact_retry_at;    /* after a failed compaction */
+	double compact_backoff;
+	bool compact_failing;
+	struct fg_err compact_error;
 };
 
 /* A handler's "the reply comes later" (capture). */
 #define FG_CMD_LATER 1
 
+enum {
+	FG_CMD_WRITES = 1 << 0,       /* root and the control group only */
+	FG_CMD_ON_FOLLOWER = 1 << 1,  /* served by a router that follows a store */
+};
+
 struct fg_cmd {
 	const char *name;
-	bool writes;
+	unsigned int flags;
+	const char *fields;         /* the request fields it takes besides "cmd",
+				     * space-separated; any other is refused */
 	int (*handler)(struct fg_server *s, struct fg_conn *c, json_t *req,
 		       json_t *res, struct fg_err *err);
 };
+
+static const char *
+fg_errno_name(int code)
+{
+	const char *name = code > 0 ? strerrorname_np(code) : NULL;
+
+	return name != NULL ? name : "EFAULT";
+}
+
+/* Monotonic seconds: timeouts never jump with the wall clock. */
+static double
+fg_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* ---- changes: decode, check, journal, apply -------------------------------- */
 
@@ -144,6 +195,16 @@ fg_load_reset(struct fg_load *l)
 	free(l->lines);
 	free(l->text);
 	memset(l, 0, sizeof(*l));
+	return 0;
+}
+
+/* An op a client may send: the store revision is the follower's alone (a
+ * client's would make a following router skip the store's changes). */
+static int
+fg_op_from_client(const struct fg_op *op, struct fg_err *err)
+{
+	if (op->kind == FG_OP_STORE_REVISION)
+		return fg_err_set(err, EINVAL, "\"store_revision\" ops are written by a router that follows a store, never sent to one");
 	return 0;
 }
 
@@ -174,7 +235,8 @@ fg_load_add(struct fg_load *l, const char *text, size_t len, struct fg_err *err)
 				l->lines = ln;
 				l->cap = cap;
 			}
-			if (fg_op_parse(p, n, &l->ops[l->n], err) < 0) {
+			if (fg_op_parse(p, n, &l->ops[l->n], err) < 0 ||
+			    fg_op_from_client(&l->ops[l->n], err) < 0) {
 				fg_err_prefix(err, "line %lu: ", l->line_no);
 				return -err->code;
 			}
@@ -237,6 +299,81 @@ fg_audited(struct fg_server *s, const struct fg_conn *c, const char *lines, size
 	return fg_audit_failed(err);
 }
 
+/* ---- degraded: the journal cannot be written ------------------------------- */
+
+#define FG_RETRY_MIN 1.0          /* seconds between recovery tries, doubling */
+#define FG_RETRY_MAX 30.0
+
+/* An append failed: refuse changes (with the cause) until the journal
+ * recovers. One log line when the state changes, none per change. */
+static void
+fg_degrade(struct fg_server *s, const struct fg_err *cause)
+{
+	double now = fg_mono();
+
+	if (!s->degraded.on) {
+		s->degraded.on = true;
+		s->degraded.since = now;
+		s->degraded.backoff = FG_RETRY_MIN;
+		s->degraded.retries = 0;
+		s->degraded.cause = *cause;
+		fprintf(stderr, "framegate: ALARM: degraded: %s; changes are refused until the journal can be written again (forwarding goes on)\n",
+			cause->msg);
+	}
+	s->degraded.retry_at = now + s->degraded.backoff;
+}
+
+/* May a change be journaled now? While degraded, try to recover when the
+ * backoff allows, or at once for a change (a try on a disk still full costs
+ * one failed reservation); 0 once the journal takes writes again, else
+ * -errno naming the cause. */
+static int
+fg_journal_ready(struct fg_server *s, bool asked, struct fg_err *err)
+{
+	struct fg_err rerr = { 0 };
+	double now;
+
+	if (!s->degraded.on || s->journal == NULL)
+		return 0;
+	now = fg_mono();
+	if (asked || now >= s->degraded.retry_at) {
+		s->degraded.retries++;
+		if (fg_journal_recover(s->journal, &rerr) == 0) {
+			fprintf(stderr, "framegate: the journal can be written again after %.1f s (%" PRIu64 " tries): changes are accepted; no acknowledged change was lost\n",
+				now - s->degraded.since, s->degraded.retries);
+			s->degraded.on = false;
+			s->compact_retry_at = 0;    /* space is back: compact when due */
+			return 0;
+		}
+		s->degraded.backoff = RTE_MIN(s->degraded.backoff * 2, FG_RETRY_MAX);
+		s->degraded.retry_at = now + s->degraded.backoff;
+		if (rerr.code == EBADMSG && s->degraded.cause.code != EBADMSG) {
+			s->degraded.cause = rerr;   /* waiting will not mend it */
+			fprintf(stderr, "framegate: ALARM: %s\n", rerr.msg);
+		}
+	}
+	return fg_err_set(err, s->degraded.cause.code,
+			  "changes are refused while the journal cannot be written: %s (the router retries; fgctl health shows the state)",
+			  s->degraded.cause.msg);
+}
+
+/* Append a change's lines to the journal, or refuse it. */
+static int
+fg_journaled(struct fg_server *s, const char *text, size_t len, struct fg_err *err)
+{
+	int ret;
+
+	if (s->journal == NULL)
+		return 0;
+	ret = fg_journal_ready(s, true, err);
+	if (ret < 0)
+		return ret;
+	ret = fg_journal_append(s->journal, text, len, err);
+	if (ret < 0 && fg_journal_failed(s->journal))
+		fg_degrade(s, err);
+	return ret;
+}
+
 /* The change path: check, journal, apply, grace period, audit. */
 static int
 fg_commit(struct fg_server *s, const struct fg_conn *c, struct fg_load *l, bool name_lines,
@@ -253,11 +390,9 @@ fg_commit(struct fg_server *s, const struct fg_conn *c, struct fg_load *l, bool 
 			fg_err_prefix(err, "line %lu: ", l->lines[bad]);
 		return ret;
 	}
-	if (s->journal != NULL) {
-		ret = fg_journal_append(s->journal, l->text, l->text_len, err);
-		if (ret < 0)
-			return ret;
-	}
+	ret = fg_journaled(s, l->text, l->text_len, err);
+	if (ret < 0)
+		return ret;
 	uint64_t faults = fg_ownership_shield_faults(s->own, NULL);
 
 	ret = fg_ops_apply_checked(s->own, l->ops, l->n, &bad, err);
@@ -292,6 +427,8 @@ fg_op_from_json(json_t *op, char **line_out, size_t *len_out, struct fg_op *pars
 	len = strlen(line);
 	/* One op is not a file: its errors need no line number. */
 	ret = fg_op_parse(line, len, parsed, err);
+	if (ret == 0)
+		ret = fg_op_from_client(parsed, err);
 	if (ret < 0) {
 		free(line);
 		return ret;
@@ -376,8 +513,8 @@ fg_group_flush(struct fg_server *s)
 		text_len += p->len;
 	}
 	fg_txn_free(x);
-	if (n_ok > 0 && s->journal != NULL)
-		ret = fg_journal_append(s->journal, s->group_text, text_len, &err);
+	if (n_ok > 0)
+		ret = fg_journaled(s, s->group_text, text_len, &err);
 	/* Apply in order (as fg_ops_apply_checked does), one grace period for
 	 * all; a change the shield could not follow gets its own error. */
 	for (size_t i = 0; i < n && n_ok > 0 && ret == 0; i++) {
@@ -498,7 +635,7 @@ fg_cmd_rekey(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 				  parsed.del_device.device_id, parsed.del_device.tenant_id);
 	cur = fg_tables_device(fg_ownership_tables(s->own), parsed.del_device.tenant_id,
 			       parsed.del_device.device_id);
-	op = fg_device_json(cur);
+	op = fg_device_json(cur, FG_DUMP_KEYS);
 	if (k != NULL)
 		json_object_set(op, "key", k);
 	else
@@ -528,13 +665,24 @@ fg_cmd_load_chunk(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *r
 		  struct fg_err *err)
 {
 	json_t *text = json_object_get(req, "text");
+	size_t held = 0;
 	int ret;
 
-	(void)s;
 	if (!c->load.active)
 		return fg_err_set(err, EINVAL, "load.chunk without load.begin");
 	if (!json_is_string(text))
 		return fg_err_set(err, EINVAL, "\"text\" must be a string of op lines");
+	/* A load holds its decoded ops until commit: bound what all open loads
+	 * hold, so that a large one is refused rather than the router killed. */
+	for (unsigned int i = 0; i < s->n_conns; i++)
+		held += s->conns[i].load.text_len;
+	if (held + json_string_length(text) > s->cfg.load_max_bytes) {
+		unsigned long line = c->load.line_no;
+
+		fg_load_reset(&c->load);      /* the load is over: nothing applied */
+		return fg_err_set(err, E2BIG, "line %lu: the load is over the router's limit of %" PRIu64 " MiB of op lines (load_max_mib; %zu MiB held by all loads in progress); nothing was applied: split the file into smaller loads, each one transaction (e.g. split -l 1000000 FILE)",
+				  line + 1, s->cfg.load_max_bytes >> 20, held >> 20);
+	}
 	ret = fg_load_add(&c->load, json_string_value(text), json_string_length(text), err);
 	if (ret < 0) {
 		fg_load_reset(&c->load);      /* the load is over: nothing applied */
@@ -587,34 +735,95 @@ fg_tenant_arg(json_t *req, uint32_t *tenant, struct fg_err *err)
 	return 0;
 }
 
-static int
-fg_emit_array(void *ctx, const char *line)
-{
-	json_t *o = json_loads(line, 0, NULL);
+struct fg_dump_out {
+	FILE *f;
+	uint64_t lines;
+};
 
-	return o ? json_array_append_new(ctx, o) : -ENOMEM;
+static int
+fg_emit_line(void *ctx, const char *line)
+{
+	struct fg_dump_out *d = ctx;
+
+	d->lines++;
+	return fputs(line, d->f) < 0 || putc('\n', d->f) == EOF ? -errno : 0;
 }
 
+/*
+ * The dump written to an unnamed file: in the journal's folder (the state's
+ * own disk), else in /var/tmp or /tmp (a full journal disk must not stop a
+ * backup). The file vanishes when closed, or with the process. Its fd, or
+ * -errno with err naming the last folder tried.
+ */
+static int
+fg_dump_to_file(const struct fg_server *s, uint32_t tenant, unsigned int flags,
+		struct fg_stream *st, struct fg_err *err)
+{
+	const char *dirs[] = { s->cfg.journal_dir, "/var/tmp", "/tmp" };
+	int ret = -ENOENT;
+
+	for (size_t i = 0; i < RTE_DIM(dirs); i++) {
+		struct fg_dump_out d = { 0 };
+		struct stat sb;
+		int fd;
+
+		if (dirs[i] == NULL)
+			continue;
+		fd = open(dirs[i], O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		d.f = fd >= 0 ? fdopen(dup(fd), "w") : NULL;
+		if (d.f == NULL) {
+			ret = fg_err_set(err, errno, "dump: cannot make a file for it in %s: %s",
+					 dirs[i], strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		setvbuf(d.f, s->chunk, _IOFBF, FG_STREAM_CHUNK);   /* free until it streams */
+		ret = fg_dump(s->own, tenant, flags, fg_emit_line, &d);
+		if (fclose(d.f) != 0 && ret == 0)
+			ret = -errno;
+		if (ret == 0 && fstat(fd, &sb) != 0)
+			ret = -errno;
+		if (ret == 0) {
+			*st = (struct fg_stream){ .fd = fd, .size = (uint64_t)sb.st_size,
+						  .lines = d.lines };
+			return fd;
+		}
+		close(fd);
+		ret = fg_err_set(err, -ret, "dump: writing it to a file in %s: %s", dirs[i],
+				 strerror(-ret));
+	}
+	return ret;
+}
+
+/*
+ * The state (or a tenant's) as op lines. The whole dump is written at once
+ * to an unnamed file, so that it is one consistent state, and sent from
+ * there in frames as the peer reads them ({"ok":true,"more":true,"text":
+ * LINES}, then {"ok":true,"ops":N,"bytes":B}): the router holds one frame
+ * per dump, never the dump, however large the state and however slow the
+ * reader. Keys only with "with_keys", and only to root and the control group.
+ */
 static int
 fg_cmd_dump(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	    struct fg_err *err)
 {
-	json_t *lines = json_array();
+	json_t *wk = json_object_get(req, "with_keys");
 	uint32_t tenant;
-	int ret;
 
-	(void)c;
-	if (fg_tenant_arg(req, &tenant, err) < 0) {
-		json_decref(lines);
+	(void)res;
+	if (fg_tenant_arg(req, &tenant, err) < 0)
 		return -EINVAL;
-	}
-	if (tenant && fg_tables_tenant(fg_ownership_tables(s->own), tenant) == NULL) {
-		json_decref(lines);
+	if (wk != NULL && !json_is_boolean(wk))
+		return fg_err_set(err, EINVAL, "\"with_keys\" must be true or false");
+	if (json_is_true(wk) && !c->can_write)
+		return fg_err_set(err, EPERM, "dump with keys: uid %u may not see device keys (root or the control group only; without --with-keys a keyed device shows \"key\":\"" FG_KEY_WITHHELD "\")",
+				  (unsigned int)c->uid);
+	if (tenant && fg_tables_tenant(fg_ownership_tables(s->own), tenant) == NULL)
 		return fg_err_set(err, ENOENT, "tenant %" PRIu32 " does not exist", tenant);
-	}
-	ret = fg_dump(s->own, tenant, fg_emit_array, lines);
-	json_object_set_new(res, "lines", lines);
-	return ret < 0 ? fg_err_set(err, -ret, "dump failed: %s", strerror(-ret)) : 0;
+	if (fg_dump_to_file(s, tenant, json_is_true(wk) ? FG_DUMP_KEYS : 0, &c->stream, err) < 0)
+		return -err->code;
+	return FG_CMD_LATER;
 }
 
 static int
@@ -684,7 +893,16 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	(void)c;
 	(void)req;
 	(void)err;
-	json_object_set_new(res, "status", json_string("ok"));
+	json_object_set_new(res, "status", json_string(s->degraded.on || s->compact_failing ? "degraded" : "ok"));
+	if (s->degraded.on)
+		json_object_set_new(res, "degraded", json_pack("{s:s, s:s, s:s, s:f, s:I}",
+			"cause", s->degraded.cause.msg, "code", fg_errno_name(s->degraded.cause.code),
+			"changes", "refused", "since_seconds", fg_mono() - s->degraded.since,
+			"retries", (json_int_t)s->degraded.retries));
+	else if (s->compact_failing)
+		json_object_set_new(res, "degraded", json_pack("{s:s, s:s, s:s}",
+			"cause", s->compact_error.msg, "code", fg_errno_name(s->compact_error.code),
+			"changes", "accepted"));
 	json_object_set_new(res, "uptime_seconds", json_integer(time(NULL) - s->started));
 	json_object_set_new(res, "workers", json_integer(s->router ? s->router->n_workers : 0));
 	json_object_set_new(res, "tenants", json_integer(fg_tables_count_tenants(t)));
@@ -900,23 +1118,27 @@ fg_cmd_capture(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 	return FG_CMD_LATER;
 }
 
+#define W FG_CMD_WRITES
+#define F FG_CMD_ON_FOLLOWER
 static const struct fg_cmd fg_cmds[] = {
-	{ "apply", true, fg_cmd_apply },
-	{ "rekey", true, fg_cmd_rekey },
-	{ "load.begin", true, fg_cmd_load_begin },
-	{ "load.chunk", true, fg_cmd_load_chunk },
-	{ "load.commit", true, fg_cmd_load_commit },
-	{ "load.abort", true, fg_cmd_load_abort },
-	{ "dump", false, fg_cmd_dump },
-	{ "stats", false, fg_cmd_stats },
-	{ "drops", false, fg_cmd_drops },
-	{ "health", false, fg_cmd_health },
-	{ "shield.check", false, fg_cmd_shield_check },
-	{ "shield.resync", true, fg_cmd_shield_resync },
-	{ "store.reconcile", true, fg_cmd_store_reconcile },
-	{ "test.drift", true, fg_cmd_test_drift },
-	{ "capture", true, fg_cmd_capture },
+	{ "apply", W, "op", fg_cmd_apply },
+	{ "rekey", W, "tenant device key", fg_cmd_rekey },
+	{ "load.begin", W, "", fg_cmd_load_begin },
+	{ "load.chunk", W, "text", fg_cmd_load_chunk },
+	{ "load.commit", W, "", fg_cmd_load_commit },
+	{ "load.abort", W, "", fg_cmd_load_abort },
+	{ "dump", F, "tenant with_keys", fg_cmd_dump },
+	{ "stats", F, "", fg_cmd_stats },
+	{ "drops", F, "tenant", fg_cmd_drops },
+	{ "health", F, "", fg_cmd_health },
+	{ "shield.check", F, "", fg_cmd_shield_check },
+	{ "shield.resync", W | F, "", fg_cmd_shield_resync },
+	{ "store.reconcile", W | F, "", fg_cmd_store_reconcile },
+	{ "test.drift", W | F, "op", fg_cmd_test_drift },
+	{ "capture", W | F, "reason count tenant timeout", fg_cmd_capture },
 };
+#undef W
+#undef F
 
 /* Row 0 is apply (the group commit records it as such); the row after the
  * last counts requests that name no command. */
@@ -925,41 +1147,19 @@ _Static_assert(RTE_DIM(fg_cmds) + 1 <= FG_CMD_KINDS_MAX, "FG_CMD_KINDS_MAX too s
 
 /* ---- the socket ------------------------------------------------------------- */
 
-static const char *
-fg_errno_name(int code)
-{
-	switch (code) {
-	case EINVAL: return "EINVAL";
-	case ENOENT: return "ENOENT";
-	case EEXIST: return "EEXIST";
-	case EXDEV: return "EXDEV";
-	case ENOSPC: return "ENOSPC";
-	case ERANGE: return "ERANGE";
-	case EBUSY: return "EBUSY";
-	case ESTALE: return "ESTALE";
-	case EPERM: return "EPERM";
-	case EACCES: return "EACCES";
-	case ENOMEM: return "ENOMEM";
-	case EMSGSIZE: return "EMSGSIZE";
-	case EIO: return "EIO";
-	case EROFS: return "EROFS";
-	case EAGAIN: return "EAGAIN";
-	case E2BIG: return "E2BIG";
-	case EPROTO: return "EPROTO";
-	default: return "EFAULT";
-	}
-}
-
-/* Write what a connection's peer will take now. -1: the peer is gone. */
+/* Write what a connection's peer will take now. -1: the peer is gone.
+ * MSG_NOSIGNAL: a peer that closed without reading its replies is a closed
+ * connection, never a SIGPIPE for the router. */
 static int
 fg_conn_write(struct fg_conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL);
 
 		if (n > 0) {
 			c->out_off += (size_t)n;
-			c->last = time(NULL);
+			c->last = fg_mono();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -1048,6 +1248,8 @@ fg_conn_close(struct fg_server *s, unsigned int i)
 		s->capture_fd = -1;
 	}
 	close(s->conns[i].fd);
+	if (s->conns[i].stream.fd >= 0)
+		close(s->conns[i].stream.fd);
 	free(s->conns[i].buf);
 	free(s->conns[i].out);
 	fg_load_reset(&s->conns[i].load);
@@ -1055,52 +1257,95 @@ fg_conn_close(struct fg_server *s, unsigned int i)
 	memset(&s->conns[s->n_conns], 0, sizeof(s->conns[0]));
 }
 
-/* Is the peer in group gid (primary or supplementary)? */
-static bool
-fg_peer_in_group(pid_t pid, gid_t primary, gid_t gid)
+/*
+ * The peer's supplementary groups as the kernel recorded them at connect
+ * (SO_PEERGROUPS): whatever the peer's process does later, or whichever
+ * process gets its pid, changes nothing. *n, or -errno.
+ */
+static int
+fg_peer_groups(int fd, gid_t **groups, int *n)
 {
-	char path[64], line[512];
-	bool found = primary == gid;
-	FILE *f;
+	socklen_t len = 64 * sizeof(gid_t);
 
-	if (found || gid == (gid_t)-1)
-		return found;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		for (char *tok = strtok(line + 7, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
-			found |= (gid_t)strtoul(tok, NULL, 10) == gid;
+	*groups = NULL;
+	for (;;) {
+		gid_t *g = realloc(*groups, len ? len : sizeof(gid_t));
+
+		if (g == NULL)
+			return -ENOMEM;
+		*groups = g;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0)
+			break;
+		if (errno != ERANGE || len > FG_PEER_GROUPS_MAX * sizeof(gid_t))
+			return -errno;
 	}
-	fclose(f);
-	return found;
+	*n = (int)(len / sizeof(gid_t));
+	return 0;
 }
 
+static bool
+fg_in_group(gid_t gid, gid_t primary, const gid_t *groups, int n)
+{
+	if (gid == (gid_t)-1)
+		return false;
+	if (gid == primary)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Say why in one try, then close. */
+static void
+fg_refuse_conn(int fd, int code, const char *why)
+{
+	struct fg_conn once = { .fd = fd, .stream.fd = -1 };
+	struct fg_err err;
+
+	fg_err_set(&err, code, "%s", why);
+	fg_reply_error(&once, &err);
+	fg_conn_write(&once);
+	free(once.out);
+	close(fd);
+}
+
+/*
+ * A new peer, judged once, here, by what the kernel recorded when it
+ * connected: its uid and primary gid (SO_PEERCRED) and its supplementary
+ * groups (SO_PEERGROUPS). Peers that may only read, or not even that, get
+ * at most FG_SERVER_MAX_CONNS - FG_SERVER_RESERVED connections, so that
+ * they can never lock root and the control group out.
+ */
 static void
 fg_accept(struct fg_server *s)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct fg_conn *c;
+	gid_t *groups = NULL;
+	int n_groups = 0;
+	bool can_write, can_read;
+	char why[256];
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    fg_peer_groups(fd, &groups, &n_groups) != 0) {
+		snprintf(why, sizeof(why), "the router cannot tell who the peer is: %s", strerror(errno));
+		free(groups);
+		fg_refuse_conn(fd, EACCES, why);
+		return;
+	}
+	can_write = cred.uid == 0 || fg_in_group(s->cfg.write_gid, cred.gid, groups, n_groups);
+	can_read = can_write || fg_in_group(s->cfg.read_gid, cred.gid, groups, n_groups);
+	free(groups);
 	if (s->n_conns == FG_SERVER_MAX_CONNS ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		struct fg_err err;
-
-		struct fg_conn once = { .fd = fd };
-
-		/* One try to say why, then close. */
-		fg_err_set(&err, EBUSY, "the router serves %d connections at most", FG_SERVER_MAX_CONNS);
-		fg_reply_error(&once, &err);
-		fg_conn_write(&once);
-		free(once.out);
-		close(fd);
+	    (!can_write && s->n_conns >= FG_SERVER_MAX_CONNS - FG_SERVER_RESERVED)) {
+		snprintf(why, sizeof(why), "the router serves %d connections at most, the last %d of them for root and the control group",
+			 FG_SERVER_MAX_CONNS, FG_SERVER_RESERVED);
+		fg_refuse_conn(fd, EBUSY, why);
 		return;
 	}
 	c = &s->conns[s->n_conns++];
@@ -1108,9 +1353,80 @@ fg_accept(struct fg_server *s)
 	c->fd = fd;
 	c->uid = cred.uid;
 	c->cred = cred;
-	c->can_write = cred.uid == 0 || fg_peer_in_group(cred.pid, cred.gid, s->cfg.write_gid);
-	c->can_read = c->can_write || fg_peer_in_group(cred.pid, cred.gid, s->cfg.read_gid);
-	c->last = time(NULL);
+	c->can_write = can_write;
+	c->can_read = can_read;
+	c->last = fg_mono();
+	c->stream.fd = -1;
+}
+
+/* A request field the command does not take is refused by name, as an
+ * op's are: a misspelt "tenant" must not widen a dump to every tenant. */
+static int
+fg_request_fields(const struct fg_cmd *cmd, json_t *req, struct fg_err *err)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(req, key, v) {
+		const char *f = cmd->fields;
+		size_t len = strlen(key);
+		bool known = strcmp(key, "cmd") == 0;
+
+		while (!known && (f = strstr(f, key)) != NULL) {
+			known = (f == cmd->fields || f[-1] == ' ') && (f[len] == ' ' || f[len] == '\0');
+			f += len;
+		}
+		if (!known)
+			return fg_err_set(err, EINVAL, "%s: unknown field \"%s\"%s%s%s", cmd->name, key,
+					  cmd->fields[0] ? " (it takes: " : " (it takes none)",
+					  cmd->fields, cmd->fields[0] ? ")" : "");
+	}
+	return 0;
+}
+
+/*
+ * Send a streamed dump's next frames while the peer has less than a frame
+ * unread; after the last, the closing frame with the count. The router
+ * holds at most about two frames per dump, whatever the dump's size.
+ */
+static void
+fg_stream_pump(struct fg_conn *c, char *chunk)
+{
+	struct fg_stream *st = &c->stream;
+
+	while (st->fd >= 0 && c->out_len - c->out_off < FG_STREAM_CHUNK) {
+		size_t want = (size_t)RTE_MIN((uint64_t)FG_STREAM_CHUNK, st->size - st->off), len;
+		struct fg_err err = { 0 };
+		json_t *f = NULL;
+		ssize_t n = 0;
+
+		if (want == 0) {
+			f = json_pack("{s:b, s:I, s:I}", "ok", 1, "ops", (json_int_t)st->lines,
+				      "bytes", (json_int_t)st->size);
+		} else {
+			n = pread(st->fd, chunk, want, (off_t)st->off);
+			len = n > 0 ? (size_t)n : 0;
+			while (len > 0 && chunk[len - 1] != '\n')
+				len--;      /* whole lines only: the rest goes next */
+			if (len > 0)
+				f = json_pack("{s:b, s:b, s:s%}", "ok", 1, "more", 1, "text", chunk, len);
+			if (f == NULL)
+				fg_err_set(&err, n < 0 ? errno : EIO,
+					   "dump: reading it back at byte %" PRIu64 ": %s", st->off,
+					   n < 0 ? strerror(errno) : "not whole lines of UTF-8");
+			st->off += len;
+		}
+		if (f != NULL) {
+			fg_send(c, f);
+			json_decref(f);
+		} else {
+			fg_reply_error(c, &err);
+		}
+		if (want == 0 || f == NULL) {
+			close(st->fd);
+			st->fd = -1;
+		}
+	}
 }
 
 /* One complete request. */
@@ -1144,14 +1460,16 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 			cmd = &fg_cmds[i];
 	if (cmd == NULL) {
 		fg_err_set(&err, EINVAL, "unknown command \"%s\"", name ? name : "(none)");
-	} else if (cmd->writes ? !c->can_write : !c->can_read) {
+	} else if ((cmd->flags & FG_CMD_WRITES) ? !c->can_write : !c->can_read) {
 		fg_err_set(&err, EPERM, "%s: uid %u may not %s (root or the control group may change state%s)",
-			   cmd->name, (unsigned int)c->uid, cmd->writes ? "change state" : "read state",
+			   cmd->name, (unsigned int)c->uid,
+			   (cmd->flags & FG_CMD_WRITES) ? "change state" : "read state",
 			   s->cfg.read_gid != (gid_t)-1 ? "; the read group may read it" : "");
-	} else if (s->follower != NULL && cmd->writes && cmd->handler != fg_cmd_shield_resync &&
-		   cmd->handler != fg_cmd_store_reconcile && cmd->handler != fg_cmd_test_drift) {
+	} else if (s->follower != NULL && !(cmd->flags & FG_CMD_ON_FOLLOWER)) {
 		fg_err_set(&err, EROFS, "%s: this router follows a store; its mappings change only there (fgctl --store ENDPOINTS ...)",
 			   cmd->name);
+	} else {
+		fg_request_fields(cmd, req, &err);
 	}
 	if (err.code == 0 && cmd->handler == fg_cmd_apply) {
 		fg_group_add(s, c, req, t0);
@@ -1171,6 +1489,8 @@ fg_handle(struct fg_server *s, struct fg_conn *c, const uint8_t *body, size_t le
 	ret = cmd->handler(s, c, req, res, &err);
 	if (ret < 0) {
 		fg_reply_error(c, &err);
+	} else if (ret == FG_CMD_LATER && c->stream.fd >= 0) {
+		fg_stream_pump(c, s->chunk);
 	} else if (ret != FG_CMD_LATER) {
 		json_object_set_new(res, "ok", json_true());
 		fg_send(c, res);
@@ -1213,7 +1533,7 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 		if (n < 0)
 			break;
 		c->len += (size_t)n;
-		c->last = time(NULL);
+		c->last = fg_mono();
 	}
 	return fg_conn_requests(s, c) < 0 || eof ? -1 : 0;
 }
@@ -1223,7 +1543,7 @@ fg_conn_read(struct fg_server *s, struct fg_conn *c)
 static int
 fg_conn_requests(struct fg_server *s, struct fg_conn *c)
 {
-	while (c->len >= 4 && c->fd != s->capture_fd) {
+	while (c->len >= 4 && c->fd != s->capture_fd && c->stream.fd < 0) {
 		size_t mlen = (size_t)c->buf[0] << 24 | (size_t)c->buf[1] << 16 |
 			      (size_t)c->buf[2] << 8 | c->buf[3];
 
@@ -1241,7 +1561,14 @@ fg_conn_requests(struct fg_server *s, struct fg_conn *c)
 		fg_handle(s, c, c->buf + 4, mlen);
 		memmove(c->buf, c->buf + 4 + mlen, c->len - 4 - mlen);
 		c->len -= 4 + mlen;
+		c->partial_since = 0;
 	}
+	/* A request begun and not finished starts its clock (one waiting
+	 * behind a capture or a dump is not the peer's delay). */
+	if (c->len == 0 || c->fd == s->capture_fd || c->stream.fd >= 0)
+		c->partial_since = 0;
+	else if (c->partial_since == 0)
+		c->partial_since = fg_mono();
 	return 0;
 }
 
@@ -1266,7 +1593,7 @@ fg_capture_service(struct fg_server *s)
 		json_object_set_new(res, "ok", json_true());
 		fg_send(c, res);
 		json_decref(res);
-		c->last = time(NULL);
+		c->last = fg_mono();
 		if (fg_conn_requests(s, c) < 0)
 			c->len = 0;     /* oversized: refused; closed when idle */
 		fg_group_flush(s);
@@ -1283,6 +1610,7 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct fg_server *s;
 	char dir[sizeof(addr.sun_path)];
+	struct stat sb;
 	char *slash;
 	int fd;
 
@@ -1310,10 +1638,19 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 		return NULL;
 	}
 	close(fd);
+	/* Only a dead router's socket is replaced, never another file. */
+	if (lstat(cfg->path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+		fg_err_set(err, ENOTSOCK, "%s: exists and is not a socket; refusing to replace it (remove it, or set control_socket to another path)",
+			   cfg->path);
+		return NULL;
+	}
 	unlink(cfg->path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* With a read group, any local user may connect: each peer is judged at
+	 * accept by the kernel's record of its credentials, and a peer in
+	 * neither group may do nothing. */
 	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    chmod(cfg->path, 0660) != 0 ||
+	    chmod(cfg->path, cfg->read_gid != (gid_t)-1 ? 0666 : 0660) != 0 ||
 	    (cfg->write_gid != (gid_t)-1 && chown(cfg->path, (uid_t)-1, cfg->write_gid) != 0) ||
 	    listen(fd, 16) != 0) {
 		int e = errno;
@@ -1340,7 +1677,8 @@ fg_server_create(const struct fg_server_config *cfg, struct fg_ownership *own,
 	s->test_hooks = getenv("FG_TEST_HOOKS") != NULL && strcmp(getenv("FG_TEST_HOOKS"), "1") == 0;
 	s->capture_fd = -1;
 	s->group = calloc(FG_GROUP_MAX, sizeof(*s->group));
-	if (s->group == NULL) {
+	s->chunk = malloc(FG_STREAM_CHUNK);
+	if (s->group == NULL || s->chunk == NULL) {
 		fg_server_free(s);
 		fg_err_set(err, ENOMEM, "out of memory");
 		return NULL;
@@ -1354,12 +1692,51 @@ fg_emit_snapshot(void *ctx, FILE *out)
 	return fg_dump_file(ctx, out);
 }
 
+/* A streamed dump: its next frames; once it is over, the requests its
+ * connection sent after it. -1: close the connection. */
+static int
+fg_stream_service(struct fg_server *s, struct fg_conn *c)
+{
+	if (c->stream.fd < 0)
+		return 0;
+	fg_stream_pump(c, s->chunk);
+	return c->stream.fd < 0 ? fg_conn_requests(s, c) : 0;
+}
+
+/* Compaction, off the ack path, when the journal has grown; a failure
+ * backs off (doubling, up to 5 minutes) and is logged once, not per try. */
+static void
+fg_compact(struct fg_server *s, double now)
+{
+	struct fg_err err = { 0 };
+
+	if (s->journal == NULL || s->cfg.compact_bytes == 0 || s->degraded.on ||
+	    fg_journal_size(s->journal) <= s->cfg.compact_bytes || now < s->compact_retry_at)
+		return;
+	if (fg_journal_snapshot(s->journal, fg_emit_snapshot, s->own, &err) == 0) {
+		if (s->compact_failing)
+			fprintf(stderr, "framegate: journal compaction works again\n");
+		s->compact_failing = false;
+		s->compact_backoff = 0;
+		return;
+	}
+	if (!s->compact_failing)
+		fprintf(stderr, "framegate: ALARM: journal compaction failed: %s; retrying with backoff (changes are still journaled)\n",
+			err.msg);
+	s->compact_failing = true;
+	s->compact_error = err;
+	s->compact_backoff = RTE_MIN(RTE_MAX(s->compact_backoff * 2, FG_RETRY_MIN), 300.0);
+	s->compact_retry_at = now + s->compact_backoff;
+	if (fg_journal_failed(s->journal))
+		fg_degrade(s, &err);
+}
+
 void
 fg_server_poll(struct fg_server *s, int timeout_ms)
 {
 	struct pollfd pfd[FG_SERVER_MAX_CONNS + 1];
 	unsigned int n = s->n_conns;
-	time_t now;
+	double now;
 
 	bool closing[FG_SERVER_MAX_CONNS] = { false };
 
@@ -1368,10 +1745,12 @@ fg_server_poll(struct fg_server *s, int timeout_ms)
 		const struct fg_conn *c = &s->conns[i];
 		size_t unread = c->out_len - c->out_off;
 
-		/* A peer that leaves its replies unread is sent no more work. */
+		/* A peer that leaves its replies unread is sent no more work. A
+		 * streamed dump with all its frames written wakes the round at
+		 * once (POLLOUT), so that its next frames are made. */
 		pfd[i + 1] = (struct pollfd){ .fd = c->fd,
 			.events = (short)((unread < FG_OUT_HIGH ? POLLIN : 0) |
-					  (unread > 0 ? POLLOUT : 0)) };
+					  (unread > 0 || c->stream.fd >= 0 ? POLLOUT : 0)) };
 	}
 	if (poll(pfd, n + 1, timeout_ms) <= 0)
 		goto idle;
@@ -1384,6 +1763,8 @@ fg_server_poll(struct fg_server *s, int timeout_ms)
 			closing[i] = fg_conn_write(&s->conns[i]) < 0;
 		if (!closing[i] && (ev & ~POLLOUT))
 			closing[i] = fg_conn_read(s, &s->conns[i]) < 0;
+		if (!closing[i])
+			closing[i] = fg_stream_service(s, &s->conns[i]) < 0;
 	}
 	/* The changes read this round commit together, before any reply
 	 * socket closes. */
@@ -1398,19 +1779,27 @@ fg_server_poll(struct fg_server *s, int timeout_ms)
 		fg_accept(s);
 idle:
 	fg_capture_service(s);
-	now = time(NULL);
-	for (unsigned int i = s->n_conns; i-- > 0;)
-		if (now - s->conns[i].last > FG_CTL_IDLE_SECONDS &&
-		    s->conns[i].fd != s->capture_fd)
-			fg_conn_close(s, i);
-	/* Compaction, off the ack path: when the journal has grown. */
-	if (s->journal != NULL && s->cfg.compact_bytes != 0 &&
-	    fg_journal_size(s->journal) > s->cfg.compact_bytes) {
-		struct fg_err err = { 0 };
+	now = fg_mono();
+	for (unsigned int i = s->n_conns; i-- > 0;) {
+		struct fg_conn *c = &s->conns[i];
 
-		if (fg_journal_snapshot(s->journal, fg_emit_snapshot, s->own, &err) != 0)
-			fprintf(stderr, "framegate: journal compaction failed: %s\n", err.msg);
+		if (c->fd == s->capture_fd)
+			continue;
+		if (c->partial_since != 0 && now - c->partial_since > FG_CTL_REQUEST_SECONDS) {
+			struct fg_err err;
+
+			fg_err_set(&err, ETIMEDOUT, "a request must arrive whole within %d s; closing the connection",
+				   FG_CTL_REQUEST_SECONDS);
+			fg_reply_error(c, &err);
+			fg_conn_write(c);
+			fg_conn_close(s, i);
+		} else if (now - c->last > FG_CTL_IDLE_SECONDS) {
+			fg_conn_close(s, i);
+		}
 	}
+	if (s->degraded.on && now >= s->degraded.retry_at)
+		fg_journal_ready(s, false, &(struct fg_err){ 0 });
+	fg_compact(s, now);
 }
 
 void
@@ -1425,6 +1814,7 @@ fg_server_free(struct fg_server *s)
 	close(s->listen_fd);
 	unlink(s->path);
 	free(s->group);
+	free(s->chunk);
 	free(s->group_text);
 	free(s);
 }

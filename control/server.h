@@ -23,14 +23,18 @@ struct fg_server_config {
 	gid_t write_gid;             /* besides root, may change state; -1: none */
 	gid_t read_gid;              /* besides those, may read; -1: none */
 	uint64_t compact_bytes;      /* snapshot when the journal grows past */
+	uint64_t load_max_bytes;     /* op-line bytes all open loads may hold */
+	const char *journal_dir;     /* where dumps are written too; NULL: none */
 	struct fg_audit *audit;      /* every applied change, before its ack;
 				      * NULL: no audit log */
 };
 
 struct fg_server;
 
-/* Listen on cfg->path (mode 0660, group write_gid when set). A socket file
- * left by a dead router is replaced; one a live router answers on is not.
+/* Listen on cfg->path (mode 0660, group write_gid when set; 0666 when
+ * there is a read group: every peer is then judged at accept by its
+ * credentials). A socket file left by a dead router is replaced; one a live
+ * router answers on is not, nor a path that is not a socket.
  * NULL with err naming the path on failure. router may be NULL (no
  * counters to report). */
 struct fg_server *fg_server_create(const struct fg_server_config *cfg,

@@ -27,6 +27,7 @@ fg_config_defaults(struct fg_config *c)
 	c->max_devices = 1 << 20;
 	c->mbufs = 16383;
 	c->compact_bytes = 256u << 20;
+	c->load_max_mib = 512;
 	/* libbpf's default pin root: where DPDK's copy of the shield looks. */
 	snprintf(c->shield_pin_dir, sizeof(c->shield_pin_dir), "/sys/fs/bpf");
 	snprintf(c->store_prefix, sizeof(c->store_prefix), "/framegate/");
@@ -374,7 +375,7 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 					    "journal_dir", "tables", "ports", "mbufs",
 					    "control_group", "read_group", "compact_bytes",
 					    "shield", "store", "audit_log", "metrics",
-					    "idle_sleep_us", NULL };
+					    "idle_sleep_us", "load_max_mib", NULL };
 	static const char *const tkeys[] = { "max_tenants", "max_sinks", "max_devices",
 					     NULL };
 	json_error_t jerr;
@@ -430,6 +431,10 @@ fg_config_load(struct fg_config *c, const char *path, struct fg_err *err)
 	if (fg_uint_setting(root, "compact_bytes", "", 0, UINT64_MAX >> 1, &v, err))
 		goto out;
 	c->compact_bytes = v;
+	v = c->load_max_mib;
+	if (fg_uint_setting(root, "load_max_mib", "", 1, 1u << 20, &v, err))
+		goto out;
+	c->load_max_mib = (uint32_t)v;
 	tables = json_object_get(root, "tables");
 	if (tables != NULL) {
 		if (!json_is_object(tables)) {

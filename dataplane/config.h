@@ -66,6 +66,7 @@ struct fg_config {
 	char control_group[64];           /* may change state (besides root) */
 	char read_group[64];              /* may read state */
 	uint64_t compact_bytes;           /* journal size that triggers a snapshot */
+	uint32_t load_max_mib;            /* op-line MiB that open loads may hold */
 	char audit_log[256];              /* control/audit.h; "": no audit log */
 	uint32_t max_tenants, max_sinks, max_devices;
 	uint32_t mbufs;                   /* per pool: received, headers, clones */

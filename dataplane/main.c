@@ -282,8 +282,14 @@ fg_group_id(const char *name, gid_t *gid, struct fg_err *err)
 	if (name[0] == '\0')
 		return 0;
 	g = getgrnam(name);
+	if (g == NULL && name[strspn(name, "0123456789")] == '\0' && strlen(name) < 11 &&
+	    strtoull(name, NULL, 10) < UINT32_MAX) {
+		*gid = (gid_t)strtoull(name, NULL, 10);    /* a gid without a name */
+		return 0;
+	}
 	if (g == NULL)
-		return fg_err_set(err, ENOENT, "group \"%s\" does not exist on this host", name);
+		return fg_err_set(err, ENOENT, "group \"%s\" does not exist on this host (give a group name or a numeric gid)",
+				  name);
 	*gid = g->gr_gid;
 	return 0;
 }
@@ -611,6 +617,8 @@ fg_run(const struct fg_config *cfg, const struct fg_opts *o, long expected)
 	if (expected < 0) {
 		struct fg_server_config sc = { .path = cfg->control_socket,
 					       .compact_bytes = cfg->compact_bytes,
+					       .load_max_bytes = (uint64_t)cfg->load_max_mib << 20,
+					       .journal_dir = journal ? cfg->journal_dir : NULL,
 					       .audit = audit };
 
 		if (fg_group_id(cfg->control_group, &sc.write_gid, &err) != 0 ||

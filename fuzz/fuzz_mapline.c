@@ -35,7 +35,7 @@ state(void)
 {
 	unsigned long n = 0;
 
-	fg_dump(own, 0, count, &n);
+	fg_dump(own, 0, FG_DUMP_KEYS, count, &n);
 	return n;
 }
 

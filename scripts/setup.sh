@@ -89,7 +89,7 @@ test)
   if setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
                             -Dbuildtype=debugoptimized; then
     # The slow control tests at reduced size here; full size in the release run.
-    FG_BIG_LOAD=100000 FG_CRASH_POINTS=6 FG_CONC_PACKETS=2000000 FG_STORE_CHANGES=1000 \
+    FG_BIG_LOAD=100000 FG_CRASH_POINTS=6 FG_CONC_PACKETS=2000000 FG_STORE_CHANGES=1000 FG_HARD_DEVICES=100000 \
     ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       meson test -C build-asan --print-errorlogs || status=1
     logs+=(build-asan/meson-logs/testlog.json)

@@ -176,8 +176,9 @@ fg_ctl_send(int fd, json_t *req)
 	return ret;
 }
 
+/* One frame as the router sent it, or NULL. */
 json_t *
-fg_ctl_recv(int fd)
+fg_ctl_recv_frame(int fd)
 {
 	uint8_t hdr[4];
 	json_t *res = NULL;
@@ -187,10 +188,56 @@ fg_ctl_recv(int fd)
 	if (fg_full(fd, hdr, 4, false))
 		return NULL;
 	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-	rb = malloc(len);
+	rb = malloc(len ? len : 1);
 	if (rb != NULL && fg_full(fd, rb, len, false) == 0)
 		res = json_loadb(rb, len, 0, NULL);
 	free(rb);
+	return res;
+}
+
+/* A response; a dump's frames (include/framegate/ctl.h) come back as one
+ * object whose "lines" is the array of its op objects, the closing frame's
+ * "ops" and "bytes" checked against what came. */
+json_t *
+fg_ctl_recv(int fd)
+{
+	json_t *res = fg_ctl_recv_frame(fd), *lines = NULL;
+	size_t bytes = 0;
+
+	while (json_is_true(json_object_get(res, "more"))) {
+		const char *t = json_string_value(json_object_get(res, "text"));
+
+		if (lines == NULL)
+			lines = json_array();
+		for (const char *p = t; p != NULL && *p != '\0';) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+			json_array_append_new(lines, json_loadb(p, n, 0, NULL));
+			bytes += n + 1;
+			p += n + (nl != NULL);
+		}
+		json_decref(res);
+		res = fg_ctl_recv_frame(fd);
+	}
+	if (json_is_true(json_object_get(res, "ok")) && json_object_get(res, "ops") != NULL &&
+	    json_object_get(res, "bytes") != NULL) {
+		if (lines == NULL)
+			lines = json_array();
+		if ((size_t)json_integer_value(json_object_get(res, "ops")) != json_array_size(lines) ||
+		    (size_t)json_integer_value(json_object_get(res, "bytes")) != bytes) {
+			fprintf(stderr, "dump: %zu lines and %zu bytes came, the router says %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT "\n",
+				json_array_size(lines), bytes,
+				json_integer_value(json_object_get(res, "ops")),
+				json_integer_value(json_object_get(res, "bytes")));
+			json_decref(lines);
+			json_decref(res);
+			return NULL;
+		}
+		json_object_set_new(res, "lines", lines);
+		lines = NULL;
+	}
+	json_decref(lines);
 	return res;
 }
 

@@ -39,8 +39,11 @@ void fg_rp_fini(struct fg_router_proc *rp);
 int fg_ctl_connect(const char *path);
 /* Send one request (stolen) without waiting: 0, or -1. */
 int fg_ctl_send(int fd, json_t *req);
-/* Read one response (new reference), or NULL. */
+/* Read one response (new reference), or NULL. A dump's frames come back
+ * as one object with "lines": [op objects], as the router once sent it. */
 json_t *fg_ctl_recv(int fd);
+/* Read one frame exactly as sent (new reference), or NULL. */
+json_t *fg_ctl_recv_frame(int fd);
 /* Send a request (stolen), read the response (new reference), or NULL when
  * the connection failed. */
 json_t *fg_ctl_call(int fd, json_t *req);

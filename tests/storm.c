@@ -429,42 +429,12 @@ ctl_read(void)
 	}
 }
 
-/* A blocking call on its own connection (reads: stats, dump). */
+/* A blocking call on its own connection (reads: stats, dump; a dump's
+ * frames come back as one object, see ctl_client.h). */
 static json_t *
 ctl_call(const char *sock, const char *req)
 {
-	int fd = ctl_connect(sock);
-	size_t len = strlen(req), off = 0;
-	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-			   (uint8_t)len };
-	uint8_t *buf = NULL;
-	size_t have = 0, want = 4;
-	json_t *r = NULL;
-
-	if (fd < 0)
-		return NULL;
-	fcntl(fd, F_SETFL, 0);
-	if (write(fd, hdr, 4) != 4 || write(fd, req, len) != (ssize_t)len)
-		goto out;
-	buf = malloc(4);
-	while (have < want) {
-		ssize_t n = read(fd, buf + have, want - have);
-
-		if (n <= 0)
-			goto out;
-		have += (size_t)n;
-		if (have == 4 && want == 4) {
-			want = 4 + ((size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
-				    (size_t)buf[2] << 8 | buf[3]);
-			buf = realloc(buf, want);
-		}
-	}
-	r = json_loadb((const char *)buf + 4, want - 4, 0, NULL);
-out:
-	(void)off;
-	free(buf);
-	close(fd);
-	return r;
+	return fg_ctl_once(sock, json_loads(req, 0, NULL));
 }
 
 /* ---- the operator: the next change, from the model ------------------------- */
@@ -1212,7 +1182,7 @@ dump_matches(const struct dev_ver *v, json_t *o)
 static int
 resync_after_restart(void)
 {
-	json_t *d = ctl_call(router.sock, "{\"cmd\":\"dump\"}"), *lines, *line;
+	json_t *d = ctl_call(router.sock, "{\"cmd\":\"dump\",\"with_keys\":true}"), *lines, *line;
 	size_t i;
 	uint64_t k;
 	uint32_t *dev_line;
@@ -1354,7 +1324,7 @@ kill_and_restart(unsigned int nth)
 static int
 check_end_state(void)
 {
-	json_t *d = ctl_call(router.sock, "{\"cmd\":\"dump\"}"), *lines, *line;
+	json_t *d = ctl_call(router.sock, "{\"cmd\":\"dump\",\"with_keys\":true}"), *lines, *line;
 	uint64_t held = 0, model = 0, wrong = 0;
 	size_t i;
 

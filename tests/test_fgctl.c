@@ -381,10 +381,27 @@ static const struct router_case router_cases[] = {
 	    { "{\"cmd\":\"load.commit\"}", "{\"ok\":true,\"applied\":1}", REPLY } },
 	  0, NULL, "loaded 1 operations", NULL },
 	/* dump, stats, drops, health */
+	/* A dump comes in frames (a reply of several lines is several frames). */
 	{ "dump --tenant 7", NULL,
-	  { { "{\"cmd\":\"dump\",\"tenant\":7}", "{\"ok\":true,\"lines\":[{\"op\":\"tenant\",\"tenant\":7},"
-	      "{\"op\":\"suspend\",\"tenant\":7}]}", REPLY } }, 0,
+	  { { "{\"cmd\":\"dump\",\"tenant\":7}",
+	      "{\"ok\":true,\"more\":true,\"text\":\"{\\\"op\\\":\\\"tenant\\\",\\\"tenant\\\":7}\\n\"}\n"
+	      "{\"ok\":true,\"more\":true,\"text\":\"{\\\"op\\\":\\\"suspend\\\",\\\"tenant\\\":7}\\n\"}\n"
+	      "{\"ok\":true,\"ops\":2,\"bytes\":55}", REPLY } }, 0,
 	  "{\"op\":\"tenant\",\"tenant\":7}\n{\"op\":\"suspend\",\"tenant\":7}\n", NULL, NULL },
+	{ "dump --with-keys", NULL,
+	  { { "{\"cmd\":\"dump\",\"with_keys\":true}", "{\"ok\":true,\"ops\":0,\"bytes\":0}", REPLY } },
+	  0, "", NULL, NULL },
+	/* A dump that breaks off: what came is out, and fgctl says it is cut. */
+	{ "dump", NULL,
+	  { { "{\"cmd\":\"dump\"}",
+	      "{\"ok\":true,\"more\":true,\"text\":\"{\\\"op\\\":\\\"tenant\\\",\\\"tenant\\\":7}\\n\"}\n"
+	      "{\"ok\":false,\"code\":\"EIO\",\"error\":\"dump: reading it back\"}", REPLY } }, 1,
+	  "{\"op\":\"tenant\",\"tenant\":7}\n", NULL, "the dump is incomplete: it stopped after 27 bytes" },
+	{ "dump", NULL,
+	  { { "{\"cmd\":\"dump\"}",
+	      "{\"ok\":true,\"more\":true,\"text\":\"{\\\"op\\\":\\\"tenant\\\",\\\"tenant\\\":7}\\n\"}\n"
+	      "{\"ok\":true,\"ops\":2,\"bytes\":55}", REPLY } }, 1,
+	  NULL, NULL, "the dump ended after 27 bytes, the router sent 55" },
 	{ "stats", NULL, { { "{\"cmd\":\"stats\"}", STATS_REPLY, REPLY } }, 0, NULL,
 	  "not_owned", NULL },
 	{ "--json stats", NULL, { { "{\"cmd\":\"stats\"}", STATS_REPLY, REPLY } }, 0,
@@ -466,11 +483,18 @@ srv_recv(int fd, bool *eof_clean)
 static int
 srv_send(int fd, const char *text)
 {
-	size_t len = strlen(text);
-	uint8_t h[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-			 (uint8_t)len };
+	/* Several lines: several frames (a dump's). */
+	for (;;) {
+		size_t len = strcspn(text, "\n");
+		uint8_t h[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+				 (uint8_t)len };
 
-	return srv_write_all(fd, h, 4) || srv_write_all(fd, text, len) ? -1 : 0;
+		if (srv_write_all(fd, h, 4) || srv_write_all(fd, text, len))
+			return -1;
+		if (text[len] == '\0')
+			return 0;
+		text += len + 1;
+	}
 }
 
 /* The fake router, in the child: serve one connection through the script;

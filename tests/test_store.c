@@ -107,7 +107,10 @@ router_up(int i, const char *store_extra)
 static json_t *
 ask(struct fg_router_proc *rp, const char *cmd)
 {
-	json_t *res = fg_ctl_once(rp->sock, json_pack("{s:s}", "cmd", cmd));
+	/* A dump is compared with the store's keys and all. */
+	json_t *res = fg_ctl_once(rp->sock, strcmp(cmd, "dump") == 0
+					    ? json_pack("{s:s, s:b}", "cmd", cmd, "with_keys", 1)
+					    : json_pack("{s:s}", "cmd", cmd));
 
 	cr_assert_not_null(res, "no answer to %s from %s", cmd, rp->sock);
 	return res;

@@ -3,11 +3,20 @@
  * definition, included by the server (control/server.c) and the client
  * (control/fgctl.c).
  *
- * Transport: a Unix stream socket (the router's `control_socket`, mode 0660).
+ * Transport: a Unix stream socket (the router's `control_socket`, mode 0660,
+ * or 0666 when the configuration names a read group). Each peer is judged
+ * once, at accept, by the credentials the kernel recorded when it connected
+ * (SO_PEERCRED, SO_PEERGROUPS): root and the control group may change state,
+ * the read group may read it (devices' keys excepted), anyone else may do
+ * nothing. Peers that may not change state get at most
+ * 64 - 8 connections; the last 8 are kept for root and the control group.
  * Framing: each message is a 4-byte big-endian length, then that many bytes
  * of one JSON object (UTF-8). A request longer than FG_CTL_MAX_REQUEST is
- * answered with an error and the connection is closed; a connection idle for
- * FG_CTL_IDLE_SECONDS is closed.
+ * answered with an error and the connection is closed; so is one that has
+ * not arrived whole within FG_CTL_REQUEST_SECONDS of its first byte. A
+ * connection idle for FG_CTL_IDLE_SECONDS is closed. A peer may close at any
+ * moment, before or while reading its replies: the router only drops them.
+ * A request field that the command does not take is refused by name.
  *
  * Requests are {"cmd": NAME, ...arguments}. Every response has "ok": true
  * with the command's result fields, or "ok": false with "code" (an errno
@@ -21,7 +30,8 @@
  *   load.chunk    "text": whole op lines       "lines": total so far yes
  *   load.commit   -                            "applied": N          yes
  *   load.abort    -                            -                     yes
- *   dump          "tenant": T (optional)       "lines": [op, ...]    no
+ *   dump          "tenant": T (optional),      frames, see below     no
+ *                 "with_keys": bool (optional; root and the control group)
  *   stats         -                            counters (SPEC 3)     no
  *   drops         "tenant": T (optional)       "drops": {...}        no
  *   health        -                            state of the router   no
@@ -46,6 +56,22 @@
  *                 first cancels it. Packets carry tenants' video: only root
  *                 and the control group may capture.)
  *
+ * dump answers in several frames, so that neither side ever holds the whole
+ * state: {"ok":true,"more":true,"text":LINES} as often as needed (LINES:
+ * whole op lines, each ending in '\n', together at most 1 MiB), then
+ * {"ok":true,"ops":N,"bytes":B} (N op lines, B bytes in all the LINES).
+ * An error frame ({"ok":false,...}) may end it instead. Without "with_keys"
+ * a keyed device's "key" is "withheld", which a load refuses by name. The
+ * requests a connection sends after a dump are answered after its last frame.
+ *
+ * While the journal cannot be written (a full disk, an I/O error), every
+ * change is refused with the cause's code (e.g. "ENOSPC") and health says
+ * "status":"degraded" with "degraded":{"cause", "since_seconds", "retries"};
+ * the router retries with backoff and accepts changes again once the journal
+ * takes writes, without a restart and with every acknowledged change kept.
+ * A load's op lines, over every load open at once, may hold at most the
+ * configuration's load_max_mib: past that the load is refused (E2BIG).
+ *
  * A change is acknowledged (ok) only after it is in the fsync'd journal and
  * every worker has passed a quiescent point since it was published (SPEC 4),
  * and, on a router with an XDP shield, after the shield's maps hold it too: a
@@ -65,7 +91,12 @@
 #define FG_CTL_MAX_REQUEST (4u << 20)     /* bytes of one message */
 #define FG_CTL_LOAD_CHUNK (1u << 20)      /* bytes of load text per chunk */
 #define FG_CTL_IDLE_SECONDS 60
+#define FG_CTL_REQUEST_SECONDS 10         /* a request's first byte to its last */
 #define FG_CTL_DEFAULT_SOCKET "/run/framegate/control.sock"
+
+/* The "key" of a keyed device in a dump made without keys: the op decoder
+ * refuses it by name, so such a dump never loads as unauthenticated devices. */
+#define FG_KEY_WITHHELD "withheld"
 
 /* capture: the most packets one capture saves, its longest wait, the wait
  * without "timeout", and the bytes of each packet kept. */

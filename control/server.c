@@ -149,6 +149,7 @@ struct fg_server {
 	double compact_backoff;
 	bool compact_failing;
 	struct fg_err compact_error;
+	uint64_t compact_failures;  /* every failed try, for health */
 };
 
 /* A handler's "the reply comes later" (capture). */
@@ -916,10 +917,11 @@ fg_cmd_health(struct fg_server *s, struct fg_conn *c, json_t *req, json_t *res,
 			"count", (json_int_t)s->router->capture->count,
 			"saved", (json_int_t)fg_capture_saved(s->router->capture)));
 	if (s->journal != NULL)
-		json_object_set_new(res, "journal", json_pack("{s:I, s:I, s:I}",
+		json_object_set_new(res, "journal", json_pack("{s:I, s:I, s:I, s:I}",
 			"bytes", (json_int_t)fg_journal_size(s->journal),
 			"records", (json_int_t)fg_journal_records(s->journal),
-			"generation", (json_int_t)fg_journal_generation(s->journal)));
+			"generation", (json_int_t)fg_journal_generation(s->journal),
+			"compaction_failures", (json_int_t)s->compact_failures));
 	if (fg_ownership_shield(s->own) != NULL) {
 		struct fg_err last;
 		uint64_t faults = fg_ownership_shield_faults(s->own, &last);
@@ -1724,6 +1726,7 @@ fg_compact(struct fg_server *s, double now)
 		fprintf(stderr, "framegate: ALARM: journal compaction failed: %s; retrying with backoff (changes are still journaled)\n",
 			err.msg);
 	s->compact_failing = true;
+	s->compact_failures++;
 	s->compact_error = err;
 	s->compact_backoff = RTE_MIN(RTE_MAX(s->compact_backoff * 2, FG_RETRY_MIN), 300.0);
 	s->compact_retry_at = now + s->compact_backoff;

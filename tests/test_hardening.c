@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,15 @@
 
 #include "ctl_client.h"
 #include "support.h"
+
+/* The RSS bounds hold for the router as shipped. Under ASan freed memory
+ * waits in a quarantine (256 MiB) before it is reused, so there they are
+ * printed, not asserted. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_BOUND_KIB LONG_MAX
+#else
+#define RSS_BOUND_KIB (64 * 1024)
+#endif
 
 #define CTL_GID 60000
 #define READ_GID 60001
@@ -700,7 +710,7 @@ Test(hardening, a_dump_of_a_million_keyed_mappings_streams_in_bounded_memory, .t
 	hwm = status_kib(rp.pid, "VmHWM:");
 	fprintf(stderr, "hardening: dumped in %.1f s; router RSS %ld KiB before, peak %ld KiB during (+%ld KiB)\n",
 		now() - t0, rss0, hwm, hwm - rss0);
-	cr_expect_lt(hwm - rss0, 64 * 1024, "the router's RSS grew by %ld KiB for the dump", hwm - rss0);
+	cr_expect_lt(hwm - rss0, RSS_BOUND_KIB, "the router's RSS grew by %ld KiB for the dump", hwm - rss0);
 
 	f = fopen(dumpf, "r");
 	cr_assert_not_null(f);
@@ -732,7 +742,7 @@ Test(hardening, a_dump_of_a_million_keyed_mappings_streams_in_bounded_memory, .t
 		json_decref(r);
 	}
 	hwm = status_kib(rp.pid, "VmHWM:");
-	cr_expect_lt(hwm - rss0, 64 * 1024, "a stalled dump grew the router by %ld KiB", hwm - rss0);
+	cr_expect_lt(hwm - rss0, RSS_BOUND_KIB, "a stalled dump grew the router by %ld KiB", hwm - rss0);
 	close(fd);
 	assert_serving("a dump closed half read");
 }
@@ -797,25 +807,6 @@ tenant_op(unsigned int t)
 			 "tenant", t, "name", "a-tenant-name-that-takes-some-room-in-the-journal");
 }
 
-static long
-cpu_ticks(pid_t pid)
-{
-	char path[64], buf[1024];
-	long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f != NULL && fgets(buf, sizeof(buf), f) != NULL) {
-		char *p = strrchr(buf, ')');
-
-		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st);
-	}
-	if (f != NULL)
-		fclose(f);
-	return ut + st;
-}
-
 Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 {
 	char jdir[160], filler[200];
@@ -862,23 +853,29 @@ Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 	 * router does not spin on compaction. */
 	h = call(json_pack("{s:s}", "cmd", "health"));
 	cr_expect_str_eq(json_string_value(json_object_get(h, "status")), "degraded");
-	cr_expect(strstr(json_dumps(json_object_get(h, "degraded"), 0), "No space left on device") != NULL,
-		  "health does not name the cause");
+	char *deg = json_dumps(json_object_get(h, "degraded"), 0);
+
+	cr_expect(deg != NULL && strstr(deg, "No space left on device") != NULL,
+		  "health does not name the cause: %s", deg ? deg : "(no \"degraded\")");
+	free(deg);
 	json_decref(h);
 	r = call(tenant_op(t++));
 	cr_expect_str_eq(code_of(r), "ENOSPC");
 	cr_expect(strstr(json_string_value(json_object_get(r, "error")), "journal") != NULL);
 	json_decref(r);
-	long c0 = cpu_ticks(rp.pid);
-	double t0 = now();
-
+	/* Retries back off: over 3 s, a few tries of each, not one per poll. */
 	sleep(3);
-	long ticks = sysconf(_SC_CLK_TCK);
-	double cpu = (double)(cpu_ticks(rp.pid) - c0) / (double)ticks / (now() - t0);
-	/* One lcore polls its port at full speed; the control plane must add
-	 * little on top of it. */
-	fprintf(stderr, "hardening: degraded router CPU %.2f cores\n", cpu);
-	cr_expect_lt(cpu, 1.3, "the degraded router spins: %.2f cores", cpu);
+	h = call(json_pack("{s:s}", "cmd", "health"));
+	json_int_t tries = json_integer_value(json_object_get(json_object_get(h, "degraded"), "retries"));
+	json_int_t compactions = json_integer_value(json_object_get(json_object_get(h, "journal"),
+								   "compaction_failures"));
+
+	fprintf(stderr, "hardening: degraded for 3 s: %" JSON_INTEGER_FORMAT " recovery tries, %" JSON_INTEGER_FORMAT " failed compactions\n",
+		tries, compactions);
+	cr_expect(tries >= 1 && tries <= 5, "%" JSON_INTEGER_FORMAT " recovery tries in 3 s", tries);
+	cr_expect(compactions >= 1 && compactions <= 5, "%" JSON_INTEGER_FORMAT " failed compactions",
+		  compactions);
+	json_decref(h);
 	double h0 = now();
 
 	h = call(json_pack("{s:s}", "cmd", "health"));
@@ -908,8 +905,9 @@ Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 		json_decref(h);
 		usleep(100000);
 	}
-	cr_expect_str_eq(json_string_value(json_object_get(h, "status")), "ok", "%s",
-			 json_dumps(h, JSON_COMPACT));
+	cr_expect_str_eq(json_string_value(json_object_get(h, "status")), "ok",
+			 "health stays degraded: %s",
+			 json_string_value(json_object_get(json_object_get(h, "degraded"), "cause")));
 	json_decref(h);
 
 	/* Every acknowledged change survives a crash. */

@@ -160,6 +160,7 @@ main(int argc, char **argv)
 	if (pcap_datalink(pc) != DLT_EN10MB) {
 		fprintf(stderr, "%s: link type %s, not Ethernet\n", in,
 			pcap_datalink_val_to_name(pcap_datalink(pc)));
+		pcap_close(pc);
 		return FG_EXIT_INVALID;
 	}
 	/* Size the tables (and EAL's memory) by the mapping file: no
@@ -172,6 +173,7 @@ main(int argc, char **argv)
 
 	if (fg_mapfile_read(mappings, &map_text, &map_len, &lines, &err) != 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		pcap_close(pc);
 		return FG_EXIT_INVALID;
 	}
 	lines++;

@@ -47,12 +47,34 @@ fg_rp_init_with(struct fg_router_proc *rp, const char *extra_json)
 pid_t
 fg_router_spawn(const char *cmd, bool *serving)
 {
+	pid_t echo;
+
+	return fg_router_spawn_log(cmd, serving, NULL, &echo);
+}
+
+/* A line of the router's stderr: echoed, and kept in log when there is one. */
+static void
+fg_router_line(const char *line, FILE *log)
+{
+	fprintf(stderr, "router: %s", line);
+	if (log != NULL) {
+		fputs(line, log);
+		fflush(log);
+	}
+}
+
+pid_t
+fg_router_spawn_log(const char *cmd, bool *serving, const char *log_path, pid_t *echo)
+{
 	int out[2];
 	char line[512];
+	FILE *rf, *log = NULL;
 	pid_t pid;
-	FILE *rf;
 
 	*serving = false;
+	*echo = -1;
+	if (log_path != NULL && (log = fopen(log_path, "a")) == NULL)
+		return -1;
 	if (pipe(out) != 0)
 		return -1;
 	pid = fork();
@@ -69,18 +91,23 @@ fg_router_spawn(const char *cmd, bool *serving)
 	while (fgets(line, sizeof(line), rf) != NULL) {
 		if (strstr(line, "framegate: forwarding") != NULL) {
 			*serving = true;
+			if (log != NULL)
+				fg_router_line(line, log);
 			break;
 		}
 		if (strstr(line, "main lcore forwards") == NULL)
-			fprintf(stderr, "router: %s", line);
+			fg_router_line(line, log);
 	}
 	/* Keep reading its stderr in the background so it never blocks. */
-	if (fork() == 0) {
+	*echo = fork();
+	if (*echo == 0) {
 		while (fgets(line, sizeof(line), rf) != NULL)
-			fprintf(stderr, "router: %s", line);
+			fg_router_line(line, log);
 		_exit(0);
 	}
 	fclose(rf);
+	if (log != NULL)
+		fclose(log);
 	return pid;
 }
 
@@ -92,13 +119,13 @@ fg_rp_start(struct fg_router_proc *rp, const char *extra)
 
 	rp->starts++;
 	snprintf(cmd, sizeof(cmd),
-		 "exec %s --no-huge -m 1024 --no-pci --no-shconf --file-prefix=fgctl%d_%u"
+		 "exec %s %s --no-huge -m 1024 --no-pci --no-shconf --file-prefix=fgctl%d_%u"
 		 " --no-telemetry -l 0 --log-level=*:error"
 		 " --vdev net_pcap0,rx_pcap=%s/vectors/packets.pcap,tx_pcap=/dev/null"
 		 " -- --config %s/config.json %s > /dev/null",
-		 FG_FRAMEGATE, (int)getpid(), rp->starts, FG_TEST_DIR, rp->dir,
+		 rp->wrap, FG_FRAMEGATE, (int)getpid(), rp->starts, FG_TEST_DIR, rp->dir,
 		 extra ? extra : "");
-	rp->pid = fg_router_spawn(cmd, &serving);
+	rp->pid = fg_router_spawn_log(cmd, &serving, rp->log[0] != '\0' ? rp->log : NULL, &rp->echo);
 	return rp->pid > 0 && serving;
 }
 
@@ -112,6 +139,9 @@ fg_rp_kill(struct fg_router_proc *rp, int sig)
 	kill(rp->pid, sig);
 	waitpid(rp->pid, NULL, 0);
 	rp->pid = 0;
+	if (rp->echo > 0)
+		waitpid(rp->echo, NULL, 0);
+	rp->echo = 0;
 	/* A killed EAL leaves its runtime folder behind. */
 	snprintf(cmd, sizeof(cmd), "rm -rf /var/run/dpdk/fgctl%d_%u", (int)getpid(), rp->starts);
 	if (system(cmd) != 0)

@@ -16,11 +16,18 @@ struct fg_router_proc {
 	char dir[64];           /* socket, journal, config live here */
 	char sock[128];
 	unsigned int starts;
+	char wrap[512];         /* put before the router's path (e.g. "env A=B"), or "" */
+	char log[160];          /* a copy of the router's stderr goes here, or "" */
+	pid_t echo;             /* the process echoing its stderr */
 };
 
 /* Run a router: `sh -c cmd`, its stderr echoed with a "router: " prefix,
  * until it says it is serving (*serving) or ends. Its pid, or -1. */
 pid_t fg_router_spawn(const char *cmd, bool *serving);
+/* The same; every line of its stderr is also appended to the file log
+ * (unless NULL), and *echo is the process that copies them (it ends when
+ * the router does). */
+pid_t fg_router_spawn_log(const char *cmd, bool *serving, const char *log, pid_t *echo);
 
 /* Make the folder and config; no process yet. extra_json: more top-level
  * configuration keys ("\"compact_bytes\": 4096, "), or NULL. */
@@ -30,7 +37,8 @@ void fg_rp_init_with(struct fg_router_proc *rp, const char *extra_json);
  * (e.g. "--mappings FILE") or NULL. Returns false when it did not start
  * (its output goes to stderr). */
 bool fg_rp_start(struct fg_router_proc *rp, const char *extra);
-/* SIGKILL (crash) or SIGTERM (clean stop), and wait. */
+/* SIGKILL (crash) or SIGTERM (clean stop), and wait, for it and for the
+ * copy of its stderr (rp->log is whole once this returns). */
 void fg_rp_kill(struct fg_router_proc *rp, int sig);
 /* Stop, then remove the folder. */
 void fg_rp_fini(struct fg_router_proc *rp);

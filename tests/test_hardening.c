@@ -20,6 +20,7 @@
  * FG_HARD_DEVICES (default 1000000) sizes the big dump.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -39,6 +40,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include "framegate/ctl.h"
 #include "ctl_client.h"
 #include "support.h"
 
@@ -807,6 +809,57 @@ tenant_op(unsigned int t)
 			 "tenant", t, "name", "a-tenant-name-that-takes-some-room-in-the-journal");
 }
 
+/*
+ * What the router said from "forwarding" on, through a disk that filled
+ * and was freed: one line for each state change (degraded, written again;
+ * compaction failing, working again), none per refused change or retry.
+ */
+static void
+assert_one_line_per_state_change(const char *log)
+{
+	static const char *const said[] = {
+		"framegate: ALARM: degraded: ",
+		"framegate: the journal can be written again after ",
+		"framegate: ALARM: journal compaction failed: ",
+		"framegate: journal compaction works again",
+	};
+	unsigned int n[4] = { 0 }, other = 0, lines = 0;
+	bool serving = false;
+	char line[1024];
+	FILE *f = fopen(log, "r");
+
+	cr_assert_not_null(f, "no copy of the router's output at %s", log);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		bool known = false;
+
+		if (!serving) {
+			serving = strstr(line, "framegate: forwarding") != NULL;
+			continue;
+		}
+		if (strstr(line, "main lcore forwards") != NULL)
+			continue;       /* the start-up's last word */
+		lines++;
+		for (unsigned int i = 0; i < 4; i++)
+			if (strncmp(line, said[i], strlen(said[i])) == 0) {
+				n[i]++;
+				known = true;
+			}
+		if (!known) {
+			other++;
+			fprintf(stderr, "hardening: unexpected router line: %s", line);
+		}
+	}
+	fclose(f);
+	fprintf(stderr, "hardening: the router wrote %u lines through the full disk: %u degraded, %u recovered, %u compaction failing, %u compaction working\n",
+		lines, n[0], n[1], n[2], n[3]);
+	cr_expect(serving, "the router's output has no \"forwarding\" line");
+	cr_expect_eq(n[0], 1u, "%u lines saying degraded", n[0]);
+	cr_expect_eq(n[1], 1u, "%u lines saying the journal recovered", n[1]);
+	cr_expect_eq(n[2], 1u, "%u lines saying compaction failed", n[2]);
+	cr_expect_eq(n[3], 1u, "%u lines saying compaction works again", n[3]);
+	cr_expect_eq(other, 0u, "%u other lines", other);
+}
+
 Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 {
 	char jdir[160], filler[200];
@@ -817,6 +870,7 @@ Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 	/* The journal on a 4 MiB tmpfs; compaction at 16 KiB, so that it too
 	 * meets the full disk. */
 	fg_rp_init_with(&rp, "\"compact_bytes\": 16384, ");
+	snprintf(rp.log, sizeof(rp.log), "%s/router.log", rp.dir);
 	snprintf(jdir, sizeof(jdir), "%s/journal", rp.dir);
 	cr_assert_eq(mkdir(jdir, 0750), 0);
 	if (mount("tmpfs", jdir, "tmpfs", 0, "size=4m") != 0)
@@ -912,6 +966,8 @@ Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 
 	/* Every acknowledged change survives a crash. */
 	fg_rp_kill(&rp, SIGKILL);
+	assert_one_line_per_state_change(rp.log);
+	rp.log[0] = '\0';
 	cr_assert(fg_rp_start(&rp, NULL), "the router did not restart");
 	for (unsigned int i = 0; i < n_acked; i++) {
 		r = call(json_pack("{s:s, s:i}", "cmd", "dump", "tenant", acked[i]));
@@ -1081,4 +1137,72 @@ Test(hardening, fgctl_gives_up_after_its_timeout)
 	cr_expect_eq(fg_test_run(cmd, out, sizeof(out)), 2, "%s", out);
 	cr_expect(strstr(out, "--timeout needs a number of seconds") != NULL, "%s", out);
 	assert_serving("a stopped and continued router");
+}
+
+/*
+ * Timeouts run on the monotonic clock: with the router's wall clock
+ * running 100 times fast (tests/fast_wallclock.c preloaded; its monotonic
+ * clock left alone), an idle connection and a half-sent request outlive
+ * FG_CTL_IDLE_SECONDS and FG_CTL_REQUEST_SECONDS of wall time and are
+ * still served.
+ */
+Test(hardening, timeouts_follow_the_monotonic_clock_not_the_wall_clock)
+{
+	const char *asan = getenv("ASAN_OPTIONS");
+	char cmd[1024];
+	double wall0, wall1, t0;
+	int idle, half;
+	json_t *r;
+
+	signal(SIGPIPE, SIG_IGN);   /* a connection the router closed fails the checks below */
+	fg_rp_init(&rp);
+	/* ASan wants to be first in the library list; the preload comes first. */
+	snprintf(rp.wrap, sizeof(rp.wrap),
+		 "env LD_PRELOAD=%s FG_WALL_FROM=%lld ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+		 FG_FAST_WALLCLOCK, (long long)time(NULL), asan ? asan : "", asan ? ":" : "");
+	/* The preload does speed the wall clock up: 0.3 s is over 10 s. */
+	snprintf(cmd, sizeof(cmd),
+		 "%s python3 -c 'import time; a = time.time(); time.sleep(0.3); print(a, time.time())' > %s/wall",
+		 rp.wrap, rp.dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(cmd, sizeof(cmd), "%s/wall", rp.dir);
+	FILE *p = fopen(cmd, "r");
+
+	cr_assert_eq(fscanf(p, "%lf %lf", &wall0, &wall1), 2, "no times in %s", cmd);
+	fclose(p);
+	cr_assert_gt(wall1 - wall0, 10.0, "the preloaded wall clock moved %.1f s in 0.3 s", wall1 - wall0);
+	cr_assert(fg_rp_start(&rp, NULL), "the router did not start with a fast wall clock");
+
+	idle = fg_ctl_connect(rp.sock);
+	half = fg_ctl_connect(rp.sock);
+	cr_assert(idle >= 0 && half >= 0);
+	r = fg_ctl_call(idle, json_pack("{s:s}", "cmd", "health"));
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	/* Half a request: a length prefix of four bytes, two of them sent. */
+	write_all(half, "\0\0", 2);
+	/* 2.5 s here is about 250 s on the router's wall clock. */
+	t0 = now();
+	usleep(2500000);
+	cr_assert_lt(now() - t0, FG_CTL_REQUEST_SECONDS, "the wait took %.1f s", now() - t0);
+	r = fg_ctl_call(idle, json_pack("{s:s}", "cmd", "health"));
+	cr_expect(r != NULL && json_is_true(json_object_get(r, "ok")),
+		  "an idle connection was closed after 2.5 s: the wall clock timed it");
+	json_decref(r);
+	{
+		char req[64];
+		int len = snprintf(req + 4, sizeof(req) - 4, "{\"cmd\":\"health\"}");
+		uint32_t be = htonl((uint32_t)len);
+
+		memcpy(req, &be, 4);
+		write_all(half, req + 2, (size_t)len + 2);
+	}
+	r = fg_ctl_recv_frame(half);
+	cr_expect(r != NULL && json_is_true(json_object_get(r, "ok")),
+		  "a request half sent 2.5 s ago was refused: %s",
+		  r ? json_string_value(json_object_get(r, "error")) : "connection closed");
+	json_decref(r);
+	close(idle);
+	close(half);
+	assert_serving("timeouts under a fast wall clock");
 }

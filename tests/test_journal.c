@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,32 @@ replay_ok(struct seen *s, struct fg_journal_stats *st)
 	cr_assert_eq(fg_journal_replay(j, record_apply, s, st, &err), 0, "replay: %s",
 		     err.msg);
 	return j;
+}
+
+/* Replay the closed journal and expect exactly the transactions listed (a
+ * NULL ends the list), in order, in the given generation; close it again.
+ * *st (unless NULL) keeps the replay's figures for more checks. */
+static void
+expect_replay(struct fg_journal_stats *st, uint32_t generation, ...)
+{
+	struct fg_journal_stats own;
+	struct seen s = { 0 };
+	struct fg_journal *j;
+	const char *want;
+	size_t n = 0;
+	va_list ap;
+
+	if (st == NULL)
+		st = &own;
+	j = replay_ok(&s, st);
+	va_start(ap, generation);
+	while ((want = va_arg(ap, const char *)) != NULL)
+		expect_seen(&s, n++, want);
+	va_end(ap);
+	cr_assert_eq(s.n, n, "%zu transactions replayed, want %zu", s.n, n);
+	cr_expect_eq(st->generation, generation);
+	fg_journal_close(j);
+	seen_free(&s);
 }
 
 static void
@@ -644,24 +671,34 @@ Test(journal, a_snapshot_then_later_records)
 	fg_journal_close(j);
 }
 
-Test(journal, a_crash_between_rename_and_truncation_applies_nothing_twice)
+/* R1 and R2 compacted into SNAP, and the truncation of journal.log that
+ * follows the snapshot's rename lost, as in a crash between the two: the
+ * journal is closed and journal.log still holds the two old records. */
+static void
+compact_losing_the_truncation(void)
 {
-	struct fg_journal_stats st;
-	struct fg_journal *j;
 	struct seen s = { 0 };
+	struct fg_journal *j = replay_ok(&s, NULL);
 	char *old_log;
 	size_t old_len;
 
-	j = replay_ok(&s, NULL);
 	append_ok(j, R1);
 	append_ok(j, R2);
 	old_log = read_all(log_path, &old_len);
 	snapshot_ok(j, SNAP);
 	fg_journal_close(j);
-	/* As if the truncation of journal.log never reached the disk. */
 	write_all(log_path, old_log, old_len);
 	free(old_log);
+	seen_free(&s);
+}
 
+Test(journal, a_crash_between_rename_and_truncation_applies_nothing_twice)
+{
+	struct fg_journal_stats st;
+	struct fg_journal *j;
+	struct seen s = { 0 };
+
+	compact_losing_the_truncation();
 	j = replay_ok(&s, &st);
 	cr_assert_eq(s.n, 1, "%zu transactions: the old records were applied again", s.n);
 	expect_seen(&s, 0, SNAP);
@@ -694,7 +731,6 @@ Test(journal, a_crash_between_rename_and_truncation_applies_nothing_twice)
 Test(journal, a_crash_before_the_rename_leaves_the_old_state)
 {
 	char tmp_path[200];
-	struct fg_journal_stats st;
 	struct fg_err err = { 0 };
 	struct fg_journal *j;
 	struct seen s = { 0 };
@@ -715,14 +751,8 @@ Test(journal, a_crash_before_the_rename_leaves_the_old_state)
 	snprintf(tmp_path, sizeof(tmp_path), "%s/snapshot.tmp", dir);
 	write_all(tmp_path, "{\"framegate_snap", 16);
 
-	j = replay_ok(&s, &st);
+	expect_replay(NULL, 0, R1, R2, NULL);
 	cr_expect_eq(access(tmp_path, F_OK), -1, "snapshot.tmp was not removed");
-	cr_assert_eq(s.n, 2);
-	expect_seen(&s, 0, R1);
-	expect_seen(&s, 1, R2);
-	cr_expect_eq(st.generation, 0);
-	fg_journal_close(j);
-	seen_free(&s);
 }
 
 Test(journal, a_damaged_or_missing_snapshot_is_refused)
@@ -1141,7 +1171,6 @@ Test(journal, recovery_refuses_a_journal_damaged_on_disk)
 Test(journal, a_snapshot_failing_on_a_full_disk_leaves_the_journal_appendable)
 {
 	char filler[200], tmp_path[200], *state;
-	struct fg_journal_stats st;
 	struct fg_err err = { 0 };
 	struct fg_journal *j;
 	struct seen s = { 0 };
@@ -1184,13 +1213,7 @@ Test(journal, a_snapshot_failing_on_a_full_disk_leaves_the_journal_appendable)
 	cr_expect_eq(fg_journal_generation(j), 1);
 	append_ok(j, R1);
 	fg_journal_close(j);
-	j = replay_ok(&s, &st);
-	cr_assert_eq(s.n, 2);
-	expect_seen(&s, 0, state);
-	expect_seen(&s, 1, R1);
-	cr_expect_eq(st.generation, 1);
-	fg_journal_close(j);
-	seen_free(&s);
+	expect_replay(NULL, 1, state, R1, NULL);
 	free(state);
 }
 
@@ -1254,14 +1277,8 @@ Test(journal, recovery_finishes_a_compaction_that_failed_after_its_rename)
 	cr_expect_eq(file_size(log_path), 0);
 	append_ok(j, R3);
 	fg_journal_close(j);
-	j = replay_ok(&s, &st);
-	cr_assert_eq(s.n, 2);
-	expect_seen(&s, 0, SNAP);
-	expect_seen(&s, 1, R3);
+	expect_replay(&st, 1, SNAP, R3, NULL);
 	cr_expect_eq(st.records_skipped, 0);
-	cr_expect_eq(st.generation, 1);
-	fg_journal_close(j);
-	seen_free(&s);
 }
 
 Test(journal, recovery_accepts_records_a_snapshot_superseded)
@@ -1272,14 +1289,7 @@ Test(journal, recovery_accepts_records_a_snapshot_superseded)
 	char *old_log, want[512];
 	size_t old_len;
 
-	j = replay_ok(&s, NULL);
-	append_ok(j, R1);
-	append_ok(j, R2);
-	old_log = read_all(log_path, &old_len);
-	snapshot_ok(j, SNAP);
-	fg_journal_close(j);
-	/* As if the truncation after the rename never reached the disk. */
-	write_all(log_path, old_log, old_len);
+	compact_losing_the_truncation();
 	j = replay_ok(&s, NULL);
 	cr_assert_eq(fg_journal_generation(j), 1);
 	cr_assert_eq(fg_journal_records(j), 2);
@@ -1289,7 +1299,6 @@ Test(journal, recovery_accepts_records_a_snapshot_superseded)
 	append_ok(j, R3);
 	/* A record of a generation newer than the journal's is not. */
 	fg_journal_close(j);
-	free(old_log);
 	old_log = read_all(log_path, &old_len);
 	old_log[8] = 2;   /* record 1's generation, then its CRC again */
 	{

@@ -124,11 +124,11 @@ fg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* len bytes of fd from offset off: 0, or -errno (-EIO when it ends first). */
 static int
-fg_pread_all(int fd, void *buf, size_t len)
+fg_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
-	uint64_t off = 0;
 
 	while (len > 0) {
 		ssize_t n = pread(fd, p, len, (off_t)off);
@@ -332,7 +332,7 @@ fg_snapshot_read(struct fg_journal *j, char **buf, const char **body,
 		return fg_err_set(err, ENOMEM, "%s/" FG_JOURNAL_SNAP ": out of memory",
 				  j->dir);
 	}
-	ret = fg_pread_all(fd, *buf, size);
+	ret = fg_pread_all(fd, *buf, size, 0);
 	close(fd);
 	if (ret < 0)
 		return fg_err_set(err, -ret, "%s/" FG_JOURNAL_SNAP ": read: %s", j->dir,
@@ -878,22 +878,15 @@ fg_reader_fill(struct fg_reader *r, size_t want)
 	memmove(r->buf, r->buf + r->pos, r->have - r->pos);
 	r->have -= r->pos;
 	r->pos = 0;
-	while (r->have < want) {
-		uint64_t left = r->size - r->next;
-		size_t room = FG_JOURNAL_CHUNK - r->have;
-		ssize_t n = pread(r->fd, r->buf + r->have, left < room ? (size_t)left : room,
-				  (off_t)r->next);
+	uint64_t left = r->size - r->next;
+	size_t room = FG_JOURNAL_CHUNK - r->have, n = left < room ? (size_t)left : room;
+	int ret = fg_pread_all(r->fd, r->buf + r->have, n, r->next);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;   /* shorter than fstat said */
-		r->have += (size_t)n;
-		r->next += (uint64_t)n;
-	}
-	return 0;
+	if (ret < 0)
+		return ret;
+	r->have += n;
+	r->next += n;
+	return r->have >= want ? 0 : -EIO;
 }
 
 /*

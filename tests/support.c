@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -225,4 +226,13 @@ fg_test_env_fini(struct fg_test_env *env)
 {
 	fg_ownership_free(env->o);
 	fg_tables_free(env->t);
+}
+
+double
+fg_test_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -60,6 +60,9 @@ struct rte_mbuf *fg_test_mbuf_ext(uint8_t *data, uint32_t len);
 struct rte_mbuf *fg_test_mbuf_split(const uint8_t *data, uint32_t len, uint32_t split);
 
 /* A temporary folder (made from a mkdtemp template in dir) and its removal. */
+/* Seconds on the monotonic clock. */
+double fg_test_now(void);
+
 void fg_test_tmpdir(char *dir, size_t len, const char *prefix);
 void fg_test_rmdir(const char *dir);
 

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "ctl_client.h"
+#include "support.h"
 
 static struct fg_router_proc rp;
 
@@ -61,15 +62,6 @@ dump(void)
 
 	json_decref(r);
 	return s;
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* One row: a request, and the answer it must get. */
@@ -378,9 +370,9 @@ Test(control, a_big_load_is_one_transaction)
 	cr_expect_eq(devices(), 0, "a refused load applied devices");
 
 	write_big(path, n, 0, 0);
-	t0 = now();
+	t0 = fg_test_now();
 	r = load_file(path);
-	t1 = now();
+	t1 = fg_test_now();
 	cr_expect(json_is_true(json_object_get(r, "ok")), "%s",
 		  json_string_value(json_object_get(r, "error")));
 	cr_expect_eq(json_integer_value(json_object_get(r, "applied")), (json_int_t)n);
@@ -393,9 +385,9 @@ Test(control, a_big_load_is_one_transaction)
 	char *before = dump(), *after;
 
 	fg_rp_kill(&rp, SIGTERM);
-	t0 = now();
+	t0 = fg_test_now();
 	cr_assert(fg_rp_start(&rp, NULL), "no restart");
-	t1 = now();
+	t1 = fg_test_now();
 	fprintf(stderr, "control: restart with %lu mappings in the journal: serving after %.2f s\n",
 		n - BIG_FIXED, t1 - t0);
 	after = dump();

@@ -76,15 +76,6 @@ teardown(void)
 
 TestSuite(hardening, .init = setup, .fini = teardown, .timeout = 900);
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static json_t *
 call(json_t *req)
 {
@@ -692,10 +683,10 @@ Test(hardening, a_dump_of_a_million_keyed_mappings_streams_in_bounded_memory, .t
 		fprintf(f, "{\"op\":\"device\",\"tenant\":%lu,\"device\":\"0x%lx\",\"epoch\":1,\"key\":\"%032lx\",\"sinks\":[%lu]}\n",
 			i % 100 + 1, 0x10000000ul + i, i * 2654435761ul, i % 100 + 1);
 	fclose(f);
-	t0 = now();
+	t0 = fg_test_now();
 	snprintf(cmd, sizeof(cmd), "%s --socket %s load %s", FG_FGCTL_PATH, rp.sock, map);
 	cr_assert_eq(fg_test_run(cmd, out, sizeof(out)), 0, "%s", out);
-	fprintf(stderr, "hardening: loaded %lu keyed mappings in %.1f s\n", n, now() - t0);
+	fprintf(stderr, "hardening: loaded %lu keyed mappings in %.1f s\n", n, fg_test_now() - t0);
 	unlink(map);
 
 	/* The peak from here on: reset it, then take the dump. */
@@ -705,13 +696,13 @@ Test(hardening, a_dump_of_a_million_keyed_mappings_streams_in_bounded_memory, .t
 	fputs("5", f);
 	fclose(f);
 	rss0 = status_kib(rp.pid, "VmRSS:");
-	t0 = now();
+	t0 = fg_test_now();
 	snprintf(dumpf, sizeof(dumpf), "%s/dump.jsonl", rp.dir);
 	snprintf(cmd, sizeof(cmd), "%s --socket %s dump --with-keys > %s", FG_FGCTL_PATH, rp.sock, dumpf);
 	cr_assert_eq(fg_test_run(cmd, out, sizeof(out)), 0, "%s", out);
 	hwm = status_kib(rp.pid, "VmHWM:");
 	fprintf(stderr, "hardening: dumped in %.1f s; router RSS %ld KiB before, peak %ld KiB during (+%ld KiB)\n",
-		now() - t0, rss0, hwm, hwm - rss0);
+		fg_test_now() - t0, rss0, hwm, hwm - rss0);
 	cr_expect_lt(hwm - rss0, RSS_BOUND_KIB, "the router's RSS grew by %ld KiB for the dump", hwm - rss0);
 
 	f = fopen(dumpf, "r");
@@ -930,10 +921,10 @@ Test(hardening, a_full_journal_degrades_and_recovers_without_losing_a_change)
 	cr_expect(compactions >= 1 && compactions <= 5, "%" JSON_INTEGER_FORMAT " failed compactions",
 		  compactions);
 	json_decref(h);
-	double h0 = now();
+	double h0 = fg_test_now();
 
 	h = call(json_pack("{s:s}", "cmd", "health"));
-	cr_expect_lt(now() - h0, 0.5, "health took %.2f s while degraded", now() - h0);
+	cr_expect_lt(fg_test_now() - h0, 0.5, "health took %.2f s while degraded", fg_test_now() - h0);
 	json_decref(h);
 
 	/* Space again: changes are accepted without a restart. */
@@ -1093,12 +1084,12 @@ Test(hardening, dribbling_peers_cannot_lock_out_the_control_group)
 	}
 	close(pfd[1]);
 	usleep(800000);
-	double t0 = now();
+	double t0 = fg_test_now();
 
 	r = call(json_pack("{s:s, s:{s:s, s:i}}", "cmd", "apply", "op", "op", "tenant", "tenant", 40));
 	cr_expect(json_is_true(json_object_get(r, "ok")), "root was locked out: %s",
 		  json_string_value(json_object_get(r, "error")));
-	cr_expect_lt(now() - t0, 2.0);
+	cr_expect_lt(fg_test_now() - t0, 2.0);
 	json_decref(r);
 	waitpid(pid, &st, 0);
 	cr_assert_gt(read(pfd[0], buf, sizeof(buf) - 1), 0);
@@ -1125,14 +1116,14 @@ Test(hardening, fgctl_gives_up_after_its_timeout)
 
 	start(NULL, NULL);
 	cr_assert_eq(kill(rp.pid, SIGSTOP), 0);
-	t0 = now();
+	t0 = fg_test_now();
 	snprintf(cmd, sizeof(cmd), "%s --socket %s --timeout 1 health", FG_FGCTL_PATH, rp.sock);
 	code = fg_test_run(cmd, out, sizeof(out));
 	kill(rp.pid, SIGCONT);
 	cr_expect_eq(code, 3, "%s", out);
 	cr_expect(strstr(out, "no answer from the router") != NULL && strstr(out, "within 1 s") != NULL,
 		  "%s", out);
-	cr_expect_lt(now() - t0, 5.0);
+	cr_expect_lt(fg_test_now() - t0, 5.0);
 	snprintf(cmd, sizeof(cmd), "%s --socket %s --timeout nan health", FG_FGCTL_PATH, rp.sock);
 	cr_expect_eq(fg_test_run(cmd, out, sizeof(out)), 2, "%s", out);
 	cr_expect(strstr(out, "--timeout needs a number of seconds") != NULL, "%s", out);
@@ -1182,9 +1173,9 @@ Test(hardening, timeouts_follow_the_monotonic_clock_not_the_wall_clock)
 	/* Half a request: a length prefix of four bytes, two of them sent. */
 	write_all(half, "\0\0", 2);
 	/* 2.5 s here is about 250 s on the router's wall clock. */
-	t0 = now();
+	t0 = fg_test_now();
 	usleep(2500000);
-	cr_assert_lt(now() - t0, FG_CTL_REQUEST_SECONDS, "the wait took %.1f s", now() - t0);
+	cr_assert_lt(fg_test_now() - t0, FG_CTL_REQUEST_SECONDS, "the wait took %.1f s", fg_test_now() - t0);
 	r = fg_ctl_call(idle, json_pack("{s:s}", "cmd", "health"));
 	cr_expect(r != NULL && json_is_true(json_object_get(r, "ok")),
 		  "an idle connection was closed after 2.5 s: the wall clock timed it");

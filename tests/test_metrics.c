@@ -910,15 +910,6 @@ Test(metrics, a_metrics_port_in_use_stops_the_start_and_loses_nothing)
 
 /* ---- slow clients ---------------------------------------------------------- */
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* A connection to the endpoint from address `from` (network order) that
  * sends the first half of a request and then nothing: its fd. */
 static int
@@ -962,12 +953,12 @@ count_closed(const int *fds, unsigned int n)
 static double
 timed_scrape(void)
 {
-	double t0 = now_s();
+	double t0 = fg_test_now();
 	json_t *samples = scrape(NULL);
 
 	cr_assert_gt(sample(samples, "framegate_workers"), 0);
 	json_decref(samples);
-	return now_s() - t0;
+	return fg_test_now() - t0;
 }
 
 Test(metrics, slow_clients_neither_hold_a_scrape_nor_stay, .timeout = 120)
@@ -989,7 +980,7 @@ Test(metrics, slow_clients_neither_hold_a_scrape_nor_stay, .timeout = 120)
 	 * endpoint used to have). */
 	for (int i = 0; i < N_SLOW; i++)
 		slow[i] = stall_connect(htonl(INADDR_LOOPBACK));
-	t_stall = now_s();
+	t_stall = fg_test_now();
 	usleep(300000);
 	cr_assert_eq(count_closed(slow, N_SLOW), 0, "slow clients closed at once");
 
@@ -1005,7 +996,7 @@ Test(metrics, slow_clients_neither_hold_a_scrape_nor_stay, .timeout = 120)
 		closed = count_closed(slow, N_SLOW);
 		if (closed < N_SLOW)
 			usleep(50000);
-		waited = now_s() - t_stall;
+		waited = fg_test_now() - t_stall;
 	} while (closed < N_SLOW && waited < IDLE_S + 3);
 	cr_expect_eq(closed, N_SLOW, "%u of %d slow clients closed after %.1f s", closed, N_SLOW,
 		     waited);

@@ -46,6 +46,7 @@
 #include "etcd.h"
 #include "etcd_lab.h"
 #include "store.h"
+#include "support.h"
 
 #define PREFIX "/framegate/"
 
@@ -56,15 +57,6 @@ static bool router_used[2];
 static const char *const lab_args[] = {
 	"--max-txn-ops=100000", "--max-request-bytes=67108864", NULL,
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 teardown(void)
@@ -131,14 +123,14 @@ enforced(struct fg_router_proc *rp)
 static double
 wait_enforced(struct fg_router_proc *rp, int64_t rev, double limit)
 {
-	double t0 = now_s();
+	double t0 = fg_test_now();
 
 	while (enforced(rp) < rev) {
-		cr_assert(now_s() - t0 < limit, "router %s: revision %" PRId64 " not enforced within %.0f s (at %" JSON_INTEGER_FORMAT ")",
+		cr_assert(fg_test_now() - t0 < limit, "router %s: revision %" PRId64 " not enforced within %.0f s (at %" JSON_INTEGER_FORMAT ")",
 			  rp->sock, rev, limit, enforced(rp));
 		usleep(20000);
 	}
-	return now_s() - t0;
+	return fg_test_now() - t0;
 }
 
 /* Sorted op lines (without store_revision) as one string. */
@@ -220,7 +212,7 @@ flush(struct fg_store_writer *w)
 	size_t lens[BATCH_MAX];
 	struct fg_err err = { 0 };
 	int64_t rev = 0;
-	double t0 = now_s();
+	double t0 = fg_test_now();
 
 	if (batch_n == 0)
 		return 0;
@@ -238,7 +230,7 @@ flush(struct fg_store_writer *w)
 		cr_assert(ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
 			  ret == -EIO || ret == -ECONNRESET || ret == -EAGAIN,
 			  "%s refused: %s", lines[0], err.msg);
-		cr_assert(now_s() - t0 < 60, "%s: the store did not come back in 60 s: %s", lines[0], err.msg);
+		cr_assert(fg_test_now() - t0 < 60, "%s: the store did not come back in 60 s: %s", lines[0], err.msg);
 		usleep(50000);
 	}
 	batch_n = 0;
@@ -408,7 +400,7 @@ Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardow
 	int64_t rev = 0, last_compact = 0;
 	unsigned int compactions = 0, deletes_at_compaction = 0;
 	int leader = -1, frozen = -1;
-	double t0 = now_s();
+	double t0 = fg_test_now();
 
 	lab_up(3);
 	w = fg_store_writer_open(fg_etcd_lab_endpoints(lab), PREFIX, 2000, &err);
@@ -478,7 +470,7 @@ Test(store, two_routers_converge_through_faults_and_compactions, .fini = teardow
 	}
 	batch_max = 1;
 	fprintf(stderr, "store test: %u changes in transactions of %u, %u compactions, last revision %" PRId64 ", %.1f s\n",
-		n_changes, batch, compactions, rev, now_s() - t0);
+		n_changes, batch, compactions, rev, fg_test_now() - t0);
 	cr_expect_gt(compactions, 0, "no compaction happened");
 
 	/* Both routers converge on the store at the same revision. */
@@ -721,15 +713,15 @@ Test(store, stale_policy_closed_stops_forwarding_within_the_bound_and_resumes, .
 	/* The store goes away: within the bound (plus one probe and its
 	 * timeout) forwarding stops and frames count as store_stale. */
 	cr_assert_eq(fg_etcd_lab_freeze(lab, 0), 0);
-	double t0 = now_s(), stopped = -1;
+	double t0 = fg_test_now(), stopped = -1;
 
-	while (now_s() - t0 < 10) {
+	while (fg_test_now() - t0 < 10) {
 		json_t *st = health_store(r);
 		bool off = json_is_true(json_object_get(st, "forwarding_stopped"));
 
 		json_decref(st);
 		if (off) {
-			stopped = now_s() - t0;
+			stopped = fg_test_now() - t0;
 			break;
 		}
 		usleep(20000);
@@ -748,7 +740,7 @@ Test(store, stale_policy_closed_stops_forwarding_within_the_bound_and_resumes, .
 
 	/* The store comes back: forwarding resumes after the resync. */
 	cr_assert_eq(fg_etcd_lab_thaw(lab, 0), 0);
-	t0 = now_s();
+	t0 = fg_test_now();
 	for (;;) {
 		json_t *st = health_store(r);
 		bool off = json_is_true(json_object_get(st, "forwarding_stopped"));
@@ -756,13 +748,13 @@ Test(store, stale_policy_closed_stops_forwarding_within_the_bound_and_resumes, .
 		json_decref(st);
 		if (!off)
 			break;
-		cr_assert(now_s() - t0 < 15, "forwarding did not resume within 15 s");
+		cr_assert(fg_test_now() - t0 < 15, "forwarding did not resume within 15 s");
 		usleep(20000);
 	}
 	f1 = stat_of(r, NULL);
 	usleep(300000);
 	cr_assert_gt(stat_of(r, NULL), f1, "forwarding did not resume");
-	fprintf(stderr, "store test: forwarding resumed %.3f s after the store thawed\n", now_s() - t0);
+	fprintf(stderr, "store test: forwarding resumed %.3f s after the store thawed\n", fg_test_now() - t0);
 	unlink(pcap);
 	fg_store_writer_close(w);
 }
@@ -1168,11 +1160,11 @@ Test(store, a_write_that_landed_unacknowledged_is_not_refused_on_retry, .fini = 
 	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"device\",\"tenant\":2,\"device\":\"0x6\",\"epoch\":1,\"sinks\":[20]}"), 0, "%s", msg);
 
 	px.drop = 1;
-	t0 = now_s();
+	t0 = fg_test_now();
 	cr_assert_eq(one(w, msg, sizeof(msg), "{\"op\":\"move\",\"device\":\"0x5\",\"from\":1,\"to\":2,\"epoch\":2,\"sinks\":[20]}"), 0,
 		     "the move landed on its first attempt, and its retry was refused: %s", msg);
-	cr_expect_geq(now_s() - t0, 0.9, "the first attempt's answer was not lost (%.2f s): the test did not test",
-		      now_s() - t0);
+	cr_expect_geq(fg_test_now() - t0, 0.9, "the first attempt's answer was not lost (%.2f s): the test did not test",
+		      fg_test_now() - t0);
 	cr_expect_eq(use_count(raw, "tenant", 1, "devices"), 0, "tenant 1 still counts a device");
 	cr_expect_eq(use_count(raw, "tenant", 2, "devices"), 2, "tenant 2 does not count 2 devices");
 	cr_expect_eq(use_count(raw, "sink", 10, "devices"), 0);

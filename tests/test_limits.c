@@ -85,15 +85,6 @@ teardown(void)
 
 TestSuite(limits, .init = setup, .fini = teardown, .timeout = 240);
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The router's configuration, with these table sizes. */
 static void
 write_config(unsigned int max_tenants, unsigned int max_sinks, unsigned int max_devices)
@@ -228,10 +219,10 @@ dump(void)
 static int
 run_timed(const char *cmd, char *out, size_t len, double *secs)
 {
-	double t0 = now_s();
+	double t0 = fg_test_now();
 	int st = fg_test_run(cmd, out, len);
 
-	*secs = now_s() - t0;
+	*secs = fg_test_now() - t0;
 	return st;
 }
 
@@ -253,6 +244,29 @@ static void
 expect_in(const char *out, const char *want)
 {
 	cr_expect(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+}
+
+/* fgctl load of file on the running router: refused (exit 1) within
+ * max_secs, its output naming want, and the state still `before` (a dump
+ * taken before; released here). */
+static void
+expect_load_refused(const char *file, const char *want, double max_secs, json_t *before)
+{
+	char cmd[4096], out[16384];
+	double secs;
+	json_t *after;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s --socket %s load %s", FG_FGCTL_PATH, r.sock, file);
+	st = run_timed(cmd, out, sizeof(out), &secs);
+	cr_expect_eq(st, 1, "exit %d:\n%s", st, out);
+	expect_in(out, want);
+	cr_expect_lt(secs, max_secs, "%.1f s", secs);
+	after = dump();
+	cr_expect(json_equal(before, after), "a refused load changed the state");
+	cr_expect_gt(json_array_size(after), 0);
+	json_decref(before);
+	json_decref(after);
 }
 
 /* The journal holds nothing: a router started on it has no mapping. */
@@ -309,23 +323,11 @@ Test(limits, dev_zero_is_refused_at_once_by_every_reader)
 	 * looks for the store): refused, the router's state as it was. */
 	cr_assert(router_start(256, "--mappings " FG_TEST_DIR "/vectors/mappings.jsonl"),
 		  "%s", router_log());
-	json_t *before = dump();
-
-	snprintf(cmd, sizeof(cmd), "%s --socket %s load /dev/zero", FG_FGCTL_PATH, r.sock);
-	st = run_timed(cmd, out, sizeof(out), &secs);
-	cr_expect_eq(st, 1, "exit %d:\n%s", st, out);
-	expect_in(out, want);
-	cr_expect_lt(secs, 5, "%.1f s", secs);
+	expect_load_refused("/dev/zero", want, 5, dump());
 	snprintf(cmd, sizeof(cmd), "%s --store http://127.0.0.1:9 load /dev/zero", FG_FGCTL_PATH);
 	st = run_timed(cmd, out, sizeof(out), &secs);
 	cr_expect_eq(st, 1, "exit %d:\n%s", st, out);
 	expect_in(out, want);
-	json_t *after = dump();
-
-	cr_expect(json_equal(before, after), "a refused load changed the state");
-	cr_expect_gt(json_array_size(after), 0);
-	json_decref(before);
-	json_decref(after);
 }
 
 Test(limits, an_endless_pipe_ends_at_the_line_limit)
@@ -355,16 +357,7 @@ Test(limits, an_endless_pipe_ends_at_the_line_limit)
 	snprintf(cmd, sizeof(cmd), "(yes '{\"op\":\"suspend\",\"tenant\":7}' | tr -d '\\n' > %s) 2>/dev/null &",
 		 fifo);
 	cr_assert_eq(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s load %s", FG_FGCTL_PATH, r.sock, fifo);
-	st = run_timed(cmd, out, sizeof(out), &secs);
-	cr_expect_eq(st, 1, "exit %d:\n%s", st, out);
-	expect_in(out, "endless:1: line 1 is longer than 65536 bytes");
-	cr_expect_lt(secs, 10, "%.1f s", secs);
-	json_t *after = dump();
-
-	cr_expect(json_equal(before, after), "a refused load changed the state");
-	json_decref(before);
-	json_decref(after);
+	expect_load_refused(fifo, "endless:1: line 1 is longer than 65536 bytes", 10, before);
 }
 
 Test(limits, a_directory_and_a_file_over_the_size_limit_are_named)
@@ -476,15 +469,7 @@ Test(limits, a_line_over_the_limit_is_named_by_file_and_line)
 	file_with_long_line(path, FG_MAPFILE_MAX_LINE + 1);
 	line = lines_of(FG_TEST_DIR "/vectors/mappings.jsonl") + 1;
 	snprintf(want, sizeof(want), "%s:%lu: line %lu is longer than 65536 bytes", path, line, line);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s load %s", FG_FGCTL_PATH, r.sock, path);
-	st = run_timed(cmd, out, sizeof(out), &secs);
-	cr_expect_eq(st, 1, "exit %d:\n%s", st, out);
-	expect_in(out, want);
-	json_t *after = dump();
-
-	cr_expect(json_equal(before, after), "a refused load changed the state");
-	json_decref(before);
-	json_decref(after);
+	expect_load_refused(path, want, 60, before);
 	router_stop(SIGTERM);
 
 	/* ... and at start, with nothing journaled. */
@@ -677,7 +662,7 @@ write_devices(const char *path, unsigned long n)
 
 Test(limits, a_full_table_is_named_at_the_line_that_overflows_it)
 {
-	char path[160], extra[256], out[16384], want[256], cmd[4096];
+	char path[160], extra[256], out[16384], want[256];
 	double secs;
 	int st;
 
@@ -699,17 +684,9 @@ Test(limits, a_full_table_is_named_at_the_line_that_overflows_it)
 	json_t *before = dump();
 
 	write_devices(path, 1000 - (unsigned long)devices() + 1);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s load %s", FG_FGCTL_PATH, r.sock, path);
-	st = run_timed(cmd, out, sizeof(out), &secs);
 	snprintf(want, sizeof(want), "%s:%lu: device 0x%016lx: table full: max_devices 1000", path,
 		 lines_of(path), 1000000 + lines_of(path) - 2);
-	cr_expect_eq(st, 1, "exit %d:\n%s", st, out);
-	expect_in(out, want);
-	json_t *after = dump();
-
-	cr_expect(json_equal(before, after), "a refused load changed the state");
-	json_decref(before);
-	json_decref(after);
+	expect_load_refused(path, want, 60, before);
 }
 
 Test(limits, a_load_the_tables_hold_is_not_refused_for_memory, .timeout = 600)
